@@ -1,0 +1,49 @@
+# Parley: two commands on a fresh machine.
+#   make run    set up and serve the platform with a demo tenant (embedded defaults)
+#   make test   set up and run the whole test suite
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+
+.PHONY: run test lint typecheck check serve-only clean help
+
+help:
+	@echo "make run    - set up and serve Parley on http://$(HOST):$(PORT) with a demo tenant"
+	@echo "make test   - set up and run the whole test suite"
+	@echo "make lint   - ruff;  make typecheck - mypy"
+
+$(VENV)/.created:
+	@python=$$(scripts/find-python) || exit 1; \
+	echo "parley: creating $(VENV) with $$python"; \
+	"$$python" -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip && touch $@
+
+$(VENV)/.installed-run: $(VENV)/.created pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py seed_demo --port $(PORT)
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-dev
+	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(VENV)/bin/mypy chatbot widget
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) var/static

@@ -1,0 +1,66 @@
+"""Create (or refresh) the demo tenant, its owner and its demo bot. Safe to run repeatedly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from chatbot.bots.models import Bot
+from chatbot.tenants.models import Membership, Role, Tenant, User
+
+DEMO_EMAIL = "demo@parley.localhost"
+DEMO_PASSWORD = "parley-demo"
+DEMO_SLUG = "demo"
+
+
+class Command(BaseCommand):
+    help = "Seed the demo tenant, owner and bot (idempotent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8000, help="the platform's port")
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        demo_port = options["port"] + 1
+        tenant, _ = Tenant.objects.get_or_create(slug=DEMO_SLUG, defaults={"name": "Demo Company"})
+        user = User.objects.filter(email=DEMO_EMAIL).first()
+        if user is None:
+            user = User.objects.create_user(DEMO_EMAIL, DEMO_PASSWORD, name="Demo Owner")
+        EmailAddress.objects.update_or_create(
+            user=user, email=DEMO_EMAIL, defaults={"verified": True, "primary": True}
+        )
+        Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": Role.OWNER})
+        host_origins = [f"http://127.0.0.1:{demo_port}", f"http://localhost:{demo_port}"]
+        bot, created = Bot.objects.get_or_create(
+            tenant=tenant,
+            name="Demo assistant",
+            defaults={
+                "system_prompt": "You are the friendly assistant of Demo Company.",
+                "greeting": "Hi! Ask me anything about Demo Company.",
+                "allowed_origins": host_origins,
+            },
+        )
+        if not created:
+            merged = list(dict.fromkeys([*bot.allowed_origins, *host_origins]))
+            if merged != bot.allowed_origins:
+                bot.allowed_origins = merged
+                bot.save(update_fields=["allowed_origins", "updated_at"])
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    "  Parley demo is ready.",
+                    f"  Platform:   {settings.SITE_URL}/",
+                    f"  Dashboard:  {settings.SITE_URL}/dashboard/",
+                    f"  Log in as:  {DEMO_EMAIL}",
+                    f"  Password:   {DEMO_PASSWORD}",
+                    f"  Demo site:  http://127.0.0.1:{demo_port}/"
+                    "  (a host page embedding the demo bot)",
+                    "",
+                ]
+            )
+        )

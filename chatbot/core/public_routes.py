@@ -1,0 +1,37 @@
+"""Routes anyone may reach without logging in.
+
+The route inventory test (tests/tenants/test_route_inventory.py) walks every HTTP and
+WebSocket route: each must either be named here or refuse an anonymous request. Adding a
+public route means adding it here, on purpose, in the same change.
+"""
+
+from __future__ import annotations
+
+# URL pattern names (namespaced where the app has a namespace).
+PUBLIC_URL_NAMES: frozenset[str] = frozenset(
+    {
+        "landing",
+        "healthz",
+        "readyz",
+        # allauth: the pages one uses before being logged in.
+        "account_login",
+        "account_signup",
+        "account_confirm_email",
+        "account_email_verification_sent",
+        "account_reset_password",
+        "account_reset_password_done",
+        "account_reset_password_from_key",
+        "account_reset_password_from_key_done",
+        "account_login_code_confirm",
+        "account_inactive",
+        "account_logout",
+        "mfa_authenticate",
+        "mfa_reauthenticate",
+    }
+)
+
+# URL prefixes whose own machinery authenticates (Django admin: staff log-in).
+PUBLIC_URL_PREFIXES: tuple[str, ...] = ("admin/",)
+
+# WebSocket routes that authenticate per connection with their own token (not a session).
+PUBLIC_WEBSOCKET_PATHS: frozenset[str] = frozenset()

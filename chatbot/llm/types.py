@@ -1,0 +1,121 @@
+"""The one streaming protocol every model adapter speaks.
+
+`stream(request)` yields events: one `Routed` (which endpoint answers), `TextDelta`s, then at
+most one `Usage`, then exactly one
+`Finish`. A failure is reported as a `Finish(reason="error", error=StreamError(...))` whose
+message a person can act on. Tool calls are reserved (`ToolCallDelta`, finish "tool").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    data: bytes  # already validated and re-encoded
+    media_type: str = "image/png"
+    type: Literal["image"] = "image"
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    parts: tuple[Part, ...]
+
+    @classmethod
+    def text(cls, role: Role, text: str) -> ChatMessage:
+        return cls(role=role, parts=(TextPart(text),))
+
+    @property
+    def plain_text(self) -> str:
+        return "".join(part.text for part in self.parts if isinstance(part, TextPart))
+
+    @property
+    def has_images(self) -> bool:
+        return any(isinstance(part, ImagePart) for part in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    messages: tuple[ChatMessage, ...]
+    system: str = ""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    # Engine-specific extras passed through verbatim (e.g. logit_bias for benchmarks).
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """Emitted once, before the first text, naming the endpoint that is answering."""
+
+    endpoint: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """Reserved for bots that call the tenant's own actions (a later issue)."""
+
+    call_id: str
+    name: str
+    arguments_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+ErrorCode = Literal[
+    "connect",  # DNS failure, connection refused, TLS
+    "timeout",  # connect, first-token or idle timeout
+    "auth",  # 401/403
+    "not_found",  # unknown model or wrong path
+    "context",  # the prompt does not fit the context window
+    "bad_request",  # the endpoint refused the request
+    "unsupported",  # e.g. images sent to an endpoint that takes none
+    "rate_limited",
+    "upstream",  # 5xx or a mid-stream error
+    "overloaded",  # concurrency queue full or circuit open
+    "offline",  # no endpoint configured or reachable
+    "cancelled",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    code: ErrorCode
+    message: str  # presentable to the operator; the widget maps codes to visitor wording
+    retryable: bool = False
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: FinishReason
+    error: StreamError | None = None
+
+
+Event = Routed | TextDelta | ToolCallDelta | Usage | Finish

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from chatbot.core import health, views
+
+urlpatterns = [
+    path("", views.landing, name="landing"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("accounts/", include("allauth.urls")),
+    path("dashboard/", include("chatbot.dashboard.urls")),
+    path("tenants/", include("chatbot.tenants.urls")),
+    path("bots/", include("chatbot.bots.urls")),
+    path("conversations/", include("chatbot.conversations.urls")),
+    path("knowledge/", include("chatbot.knowledge.urls")),
+    path("llm/", include("chatbot.llm.urls")),
+    path("api/", include("chatbot.api.urls")),
+    path("", include("widget.urls")),
+    path("admin/", admin.site.urls),
+]

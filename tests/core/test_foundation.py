@@ -1,0 +1,177 @@
+"""The foundation: settings fail loudly, probes, landing page, logs, the demo seed."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.test import Client
+
+from chatbot import settings as parley_settings
+from chatbot.core.logging import LineFormatter, RequestIdFilter, request_id_var
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, "PARLEY_TESTING": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+class TestEnvironmentHelpers:
+    def test_env_bool_rejects_yes_ish_values(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("SOME_FLAG", "maybe")
+        with pytest.raises(ImproperlyConfigured, match="SOME_FLAG: expected true/false"):
+            parley_settings.env_bool("SOME_FLAG")
+
+    def test_env_bool_reads_true_and_false(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("SOME_FLAG", "On")
+        assert parley_settings.env_bool("SOME_FLAG") is True
+        monkeypatch.setenv("SOME_FLAG", "0")
+        assert parley_settings.env_bool("SOME_FLAG", True) is False
+
+    def test_env_int_names_the_variable(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("SOME_NUMBER", "ten")
+        with pytest.raises(ImproperlyConfigured, match="SOME_NUMBER: expected a whole number"):
+            parley_settings.env_int("SOME_NUMBER", 1)
+
+    def test_secrets_can_come_from_a_file(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        secret = tmp_path / "secret"
+        secret.write_text("from-a-file\n")
+        monkeypatch.setenv("SOME_SECRET_FILE", str(secret))
+        assert parley_settings.env_str("SOME_SECRET") == "from-a-file"
+
+    def test_env_url_rejects_a_url_without_a_host(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("SITE_URL", "https://")
+        with pytest.raises(ImproperlyConfigured, match="SITE_URL: expected a URL"):
+            parley_settings.env_url("SITE_URL")
+
+
+class TestBadConfigurationStopsStartup:
+    def test_malformed_database_url_is_one_clear_line(self) -> None:
+        result = run_manage("check", DATABASE_URL="mysql//nonsense")
+        assert result.returncode == 2
+        assert result.stderr.strip().count("\n") == 0, result.stderr
+        assert "DATABASE_URL" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_unreachable_redis_is_one_clear_line(self) -> None:
+        # Port 9 on loopback: nothing listens there.
+        result = run_manage("serve", "--port", "0", REDIS_URL="redis://127.0.0.1:9/0")
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("parley: cannot start: REDIS_URL: Redis does not answer")
+
+    def test_bad_boolean_names_the_variable(self) -> None:
+        result = run_manage("check", DEBUG="perhaps")
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            "parley: configuration error: DEBUG: expected true/false (or 1/0), got 'perhaps'"
+        )
+
+    def test_production_requires_a_secret_key(self) -> None:
+        result = run_manage("check", SITE_URL="https://chat.example.com", PARLEY_TESTING="0")
+        assert result.returncode == 2
+        assert "SECRET_KEY: must be set in production" in result.stderr
+
+
+@pytest.mark.django_db
+class TestProbes:
+    def test_healthz_answers_ok(self, client: Client) -> None:
+        response = client.get("/healthz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+
+    def test_readyz_checks_the_database(self, client: Client) -> None:
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json()["checks"]["database"] == "ok"
+
+    def test_readyz_names_the_failing_part(
+        self, client: Client, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from chatbot.core import health
+
+        monkeypatch.setattr(health, "check_database", lambda: "OperationalError: gone")
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["failing"] == ["database"]
+        assert response.json()["checks"]["database"] == "OperationalError: gone"
+
+
+@pytest.mark.django_db
+class TestLandingPage:
+    def test_it_says_what_parley_is_and_links_onward(self, client: Client) -> None:
+        response = client.get("/")
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert "Llama" in body
+        for link in ('href="/accounts/signup/"', 'href="/accounts/login/"', 'href="/demo"'):
+            assert link in body
+
+    def test_every_response_carries_a_request_id(self, client: Client) -> None:
+        response = client.get("/healthz", HTTP_X_REQUEST_ID="abcdef0123456789")
+        assert response["X-Request-ID"] == "abcdef0123456789"
+        response = client.get("/healthz", HTTP_X_REQUEST_ID="bad id with spaces")
+        assert response["X-Request-ID"] != "bad id with spaces"
+        assert len(response["X-Request-ID"]) == 16
+
+
+class TestLogs:
+    def test_a_log_record_is_one_line_with_the_request_id(self) -> None:
+        token = request_id_var.set("req-1234567")
+        try:
+            record = logging.makeLogRecord(
+                {"name": "parley.x", "levelname": "INFO", "msg": "hello\nworld", "path": "/a b"}
+            )
+            RequestIdFilter().filter(record)
+            line = LineFormatter().format(record)
+        finally:
+            request_id_var.reset(token)
+        assert "\n" not in line
+        assert "request_id=req-1234567" in line
+        assert 'msg="hello\\nworld"' in line
+        assert 'path="/a b"' in line
+
+
+@pytest.mark.django_db
+class TestDemoSeed:
+    def test_seeding_twice_does_not_duplicate(self) -> None:
+        from chatbot.bots.models import Bot
+        from chatbot.tenants.models import Membership, Tenant, User
+
+        call_command("seed_demo", stdout=io.StringIO())
+        call_command("seed_demo", stdout=io.StringIO())
+        assert Tenant.objects.filter(slug="demo").count() == 1
+        assert User.objects.filter(email="demo@parley.localhost").count() == 1
+        assert Membership.objects.count() == 1
+        assert Bot.objects.count() == 1
+
+    def test_the_demo_login_works(self, client: Client) -> None:
+        call_command("seed_demo", stdout=io.StringIO())
+        response = client.post(
+            "/accounts/login/",
+            {"login": "demo@parley.localhost", "password": "parley-demo"},
+        )
+        assert response.status_code == 302
+        assert response["Location"] == "/dashboard/"
+        dashboard = client.get("/dashboard/")
+        assert dashboard.status_code == 200
+        assert "Demo Company" in dashboard.content.decode()
