@@ -27,6 +27,15 @@ PUBLIC_URL_NAMES: frozenset[str] = frozenset(
         "account_logout",
         "mfa_authenticate",
         "mfa_reauthenticate",
+        # The widget: loaded by host pages and their visitors (docs/widget-protocol.md).
+        "widget:loader",
+        "widget:config",
+        "widget:frame",
+        "widget:session",
+        "widget:send",
+        "widget:events",
+        "widget:upload",
+        "widget:attachment",
     }
 )
 
@@ -34,4 +43,9 @@ PUBLIC_URL_NAMES: frozenset[str] = frozenset(
 PUBLIC_URL_PREFIXES: tuple[str, ...] = ("admin/",)
 
 # WebSocket routes that authenticate per connection with their own token (not a session).
-PUBLIC_WEBSOCKET_PATHS: frozenset[str] = frozenset()
+PUBLIC_WEBSOCKET_PATHS: frozenset[str] = frozenset(
+    {
+        # Origin-checked at the handshake, then a visitor session token in `hello`.
+        "ws/widget/<public_key>",
+    }
+)
