@@ -823,6 +823,7 @@
     node.append(el('span', 'sr', (msg.role === 'agent' && msg.author) || t(ROLE_LABEL[msg.role] || 'system')));
     if (msg.role === 'agent' && msg.author) node.append(el('span', 'author', msg.author));
     const bubble = node.appendChild(el('div', 'bubble'));
+    bubble.dir = 'auto'; // an English reply in an Arabic panel (and vice versa) reads right
     if (msg.role === 'visitor' || msg.role === 'system') {
       bubble.textContent = msg.text || '';
     } else {
@@ -968,6 +969,7 @@
     if (bot.greeting) {
       if (!greeting) {
         greeting = el('li', 'msg assistant greeting');
+        greeting.dataset.seq = '0'; // always first
         greeting.append(el('span', 'sr'), el('div', 'bubble'));
         log.prepend(greeting);
       }
