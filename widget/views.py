@@ -56,7 +56,8 @@ from .tokens import (
 
 log = logging.getLogger(__name__)
 
-LOADER_CANDIDATES = ("widget/loader.min.js", "widget/loader.js")
+# The terser build (committed by the front end); loader.js with its comments is over budget.
+LOADER_CANDIDATES = ("widget/loader.min.js",)
 LOADER_MAX_AGE = 300
 SSE_KEEPALIVE_SECONDS = 15.0
 SSE_MAX_SECONDS = 300.0
@@ -333,7 +334,7 @@ def _bearer(request: HttpRequest) -> str:
 
 
 async def _fallback_session(request: HttpRequest, *, require_origin: bool) -> WidgetSession:
-    bot, visitor, claims = await database_sync_to_async(authenticate)(_bearer(request))
+    bot, visitor, claims = await sync_to_async(authenticate)(_bearer(request))
     origin = request.headers.get("Origin")
     if (origin is not None or require_origin) and origin not in (site_origin(), claims.origin):
         raise TokenError("origin_not_allowed", "Request from a site that is not allowed.")
@@ -441,7 +442,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
 async def upload(request: HttpRequest) -> HttpResponse:
     try:
         session = await _fallback_session(request, require_origin=True)
-        await database_sync_to_async(ratelimit.hit)("upload:visitor", session.visitor.pk)
+        await sync_to_async(ratelimit.hit)("upload:visitor", session.visitor.pk)
     except TokenError as exc:
         return error_response(exc.code, exc.message)
     except ratelimit.RateLimited as exc:
@@ -455,7 +456,7 @@ async def upload(request: HttpRequest) -> HttpResponse:
         return error_response("too_large", "Images are at most 10 MB.")
     data = upload_file.read()
     try:
-        attachment = await database_sync_to_async(actions.store_attachment)(session.visitor, data)
+        attachment = await sync_to_async(actions.store_attachment)(session.visitor, data)
     except ImageRejected as exc:
         return error_response(exc.code, exc.message)
     return JsonResponse(attachment_payload(attachment), status=201)

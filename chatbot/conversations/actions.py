@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import re
 from collections.abc import Sequence
@@ -372,7 +373,11 @@ def start_reply(conversation_id: int) -> asyncio.Task[None]:
                 await asyncio.shield(previous)
         await run_reply(conversation_id)
 
-    task = asyncio.get_running_loop().create_task(runner(), name=f"reply:{conversation_id}")
+    # A fresh context: the task must not inherit the request's thread-sensitive executor
+    # (asgiref), which is shut down when the request that started the reply ends.
+    task = asyncio.get_running_loop().create_task(
+        runner(), name=f"reply:{conversation_id}", context=contextvars.Context()
+    )
     _running[conversation_id] = task
 
     def forget(done: asyncio.Task[None]) -> None:
