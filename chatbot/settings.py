@@ -391,5 +391,7 @@ LOGGING = {
     "loggers": {
         "django.server": {"level": "WARNING"},
         "uvicorn.access": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
