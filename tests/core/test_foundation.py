@@ -175,3 +175,24 @@ class TestDemoSeed:
         dashboard = client.get("/dashboard/")
         assert dashboard.status_code == 200
         assert "Demo Company" in dashboard.content.decode()
+
+
+def test_a_bad_allowed_range_names_the_variable() -> None:
+    result = run_manage("check", OUTBOUND_ALLOW_CIDRS="10.0.0.0/8,not-a-range")
+    assert result.returncode == 2
+    assert "OUTBOUND_ALLOW_CIDRS: 'not-a-range' is not an address range" in result.stderr
+
+
+def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        PARLEY_TESTING="0",
+        SITE_URL="https://chat.example.com",
+        SECRET_KEY="x" * 20 + "production-secret-key-with-enough-entropy-1234567890",
+        PARLEY_VAR_DIR=str(tmp_path),
+        EMAIL_URL="smtp://parley:secret@smtp.example.com:587",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
