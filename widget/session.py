@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions
@@ -157,6 +158,7 @@ class WidgetSession:
         ]
         if conversation is None:
             return events
+        stale_before = timezone.now() - actions.STALE_REPLY_AFTER
         rows = (
             Message.objects.filter(conversation=conversation, seq__gt=after_seq)
             .exclude(role=Role.NOTE)
@@ -166,6 +168,15 @@ class WidgetSession:
         )
         for row in rows:
             text = None
+            if row.status == MessageStatus.STREAMING and row.updated_at < stale_before:
+                # Its process died (a live reply saves every few seconds): settle it now.
+                row = actions.finish_reply(
+                    row.pk,
+                    text=row.text,
+                    status=MessageStatus.INCOMPLETE if row.text else MessageStatus.FAILED,
+                    error_code="interrupted",
+                    error_message="The reply was interrupted.",
+                )
             if row.status == MessageStatus.STREAMING:
                 partial = read_partial(row.pk)
                 # The cache is newer than the row unless the cache lost it (restart).
