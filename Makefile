@@ -31,7 +31,7 @@ run: $(VENV)/.installed-run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo --port $(PORT)
-	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+	$(PY) manage.py serve --host $(HOST) --port $(PORT) --demo-port $$(($(PORT)+1))
 
 test: $(VENV)/.installed-dev
 	$(PY) scripts/run_tests.py $(PYTEST_ARGS)

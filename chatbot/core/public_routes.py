@@ -11,6 +11,7 @@ from __future__ import annotations
 PUBLIC_URL_NAMES: frozenset[str] = frozenset(
     {
         "landing",
+        "demo",
         "healthz",
         "readyz",
         # allauth: the pages one uses before being logged in.
