@@ -347,6 +347,8 @@ STORAGES = {
     },
 }
 WHITENOISE_MAX_AGE = 60
+# Tests (and DEBUG) serve static files straight from the apps' folders: no collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 
 # --- Parley -----------------------------------------------------------------------------------

@@ -261,11 +261,6 @@
   window.addEventListener('message', (event) => {
     const data = event.data;
     if (event.source !== window.parent || !data || data.parley !== 1) return;
-    if (cfg.preview) {
-      // The dashboard's live preview: same origin as the platform, a draft config only.
-      if (event.origin === location.origin && data.type === 'preview') applyBot(data.bot || {});
-      return;
-    }
     if (event.origin !== claimedHost) return;
     const ancestors = location.ancestorOrigins;
     if (ancestors && ancestors.length && ancestors[0] !== claimedHost) return;
@@ -278,6 +273,9 @@
       if (data.open) setOpen(true);
     } else if (!host) {
       return;
+    } else if (data.type === 'preview' && cfg.preview) {
+      // The bot's edit page (on the platform, playing the loader's part): a draft config.
+      applyBot(data.bot || {});
     } else if (data.type === 'open') {
       setOpen(true);
     } else if (data.type === 'close') {
@@ -1273,10 +1271,7 @@
   }
 
   applyBot({});
-  if (cfg.preview) {
-    host = location.origin;
-    d.body.classList.add('open', 'preview');
-  }
+  d.body.classList.toggle('preview', !!cfg.preview);
   toHost({ type: 'ready' });
   // Test and debugging hook: the pure renderer, reachable from the frame's own console only.
   self.parleyMarkdown = markdown;
