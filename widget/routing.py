@@ -1,9 +1,10 @@
 from typing import Any
 
-from django.urls import re_path
+from django.urls import path
 
 from .consumers import WidgetConsumer
 
 websocket_urlpatterns: list[Any] = [
-    re_path(r"^ws/widget/(?P<public_key>pk_[A-Za-z0-9_-]{1,40})$", WidgetConsumer.as_asgi()),
+    # Public: Origin-checked at the handshake, then a visitor token in `hello`.
+    path("ws/widget/<str:public_key>", WidgetConsumer.as_asgi()),
 ]

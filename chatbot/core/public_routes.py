@@ -47,6 +47,6 @@ PUBLIC_URL_PREFIXES: tuple[str, ...] = ("admin/",)
 PUBLIC_WEBSOCKET_PATHS: frozenset[str] = frozenset(
     {
         # Origin-checked at the handshake, then a visitor session token in `hello`.
-        "ws/widget/<public_key>",
+        "ws/widget/<str:public_key>",
     }
 )
