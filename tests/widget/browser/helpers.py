@@ -199,8 +199,10 @@ def click_launcher(page: Any) -> None:
     page.mouse.click(viewport["width"] - 48, viewport["height"] - 48)
 
 
-def open_widget(page: Any, url: str) -> Any:
-    page.goto(url)
+def open_widget(page: Any, url: str | None) -> Any:
+    """Go to the host page (unless `url` is None: stay) and open the chat with the host API."""
+    if url is not None:
+        page.goto(url)
     page.locator("parley-widget").wait_for(state="attached")
     page.evaluate("Parley('open')")
     frame = widget_frame(page)

@@ -1,0 +1,155 @@
+"""The widget's error states, fallback transport and signed identity, in a real Chromium."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import pytest
+
+from chatbot.conversations.models import Visitor
+
+from .helpers import ScriptedModel, Shop, open_widget, operator_endpoint, wait_for_reply
+
+pytestmark = pytest.mark.browser
+
+# A WebSocket that a proxy or firewall refuses: it never opens and closes abnormally.
+BLOCK_WEBSOCKETS = """
+window.WebSocket = class BlockedSocket extends EventTarget {
+  constructor() {
+    super();
+    this.readyState = 0;
+    setTimeout(() => {
+      this.readyState = 3;
+      this.dispatchEvent(new CloseEvent('close', { code: 1006 }));
+    }, 10);
+  }
+  send() {}
+  close() {}
+};
+"""
+
+
+def banner(frame: Any) -> str:
+    return "" if frame.is_hidden("#banner") else frame.inner_text("#banner-text")
+
+
+def send(frame: Any, text: str) -> None:
+    frame.fill("#input", text)
+    frame.press("#input", "Enter")
+
+
+@pytest.fixture
+def scripted(live_db: None) -> Any:
+    model = ScriptedModel("Replies work over **plain HTTP** too.")
+    operator_endpoint("scripted", model.url + "/v1", "scripted")
+    yield model
+    model.close()
+
+
+def test_reply_arrives_over_http_when_websockets_are_blocked(
+    page: Any, shop: Shop, scripted: ScriptedModel
+) -> None:
+    page.add_init_script(BLOCK_WEBSOCKETS)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    frame = open_widget(page, shop.url)
+    send(frame, "Is anyone there?")
+    wait_for_reply(frame, "plain HTTP")
+    assert frame.inner_text("#log .msg.assistant:not(.greeting) strong") == "plain HTTP"
+    assert any("/widget/api/send" in url for url in requests)
+    assert any("/widget/api/events" in url for url in requests)
+    # The session token travels in a header, never in the URL.
+    assert not [url for url in requests if "token=" in url or "eyJ" in url]
+    # And the history is there after a reload, still over HTTP.
+    page.reload()
+    frame = open_widget(page, shop.url)
+    frame.wait_for_function(
+        "() => document.getElementById('log').textContent.includes('plain HTTP')"
+    )
+
+
+def test_offline_visitor_is_told_and_the_widget_reconnects_when_back(page: Any, shop: Shop) -> None:
+    sockets: list[Any] = []
+    page.on("websocket", lambda socket: sockets.append(socket))
+    frame = open_widget(page, shop.url)
+    frame.wait_for_function("() => !!document.getElementById('log').children.length")
+    page.context.set_offline(True)
+    frame.wait_for_function(
+        "() => document.getElementById('banner-text').textContent.startsWith('You are offline')"
+    )
+    connected_before = len(sockets)
+    page.context.set_offline(False)
+    frame.wait_for_function(
+        "() => !document.getElementById('banner-text').textContent.startsWith('You are offline')"
+    )
+    # Back online, it connected again at once (no backoff wait).
+    page.wait_for_timeout(300)
+    assert len(sockets) > connected_before
+
+
+def test_assistant_offline_is_explained_with_a_retry(page: Any, shop: Shop) -> None:
+    # No model endpoint at all: the bot's status is "offline".
+    frame = open_widget(page, shop.url)
+    frame.wait_for_function("() => !document.getElementById('banner').hidden")
+    assert banner(frame).startswith("The assistant is unavailable")
+    assert frame.is_visible("#banner-retry")
+    send(frame, "Hello?")
+    reply = frame.wait_for_selector("#log .msg.assistant:not(.greeting) .meta .state")
+    assert reply.inner_text().startswith("The assistant is unavailable")
+    assert frame.is_visible("#log .msg.assistant:not(.greeting) .meta button")
+    # The visitor's message is kept.
+    assert "Hello?" in frame.inner_text("#log .msg.visitor")
+
+
+def test_rate_limited_visitor_sees_the_wait_and_the_message_is_not_lost(
+    page: Any, shop: Shop, settings: Any
+) -> None:
+    settings.WIDGET_RATE_LIMITS = {"send:visitor": (1, 60)}
+    frame = open_widget(page, shop.url)
+    send(frame, "first")
+    frame.wait_for_selector("#log .msg.visitor[data-seq]")
+    send(frame, "second")
+    frame.wait_for_function("() => !document.getElementById('banner').hidden")
+    assert "Try again in" in banner(frame)
+    second = frame.locator("#log .msg.visitor", has_text="second")
+    assert "Not sent." in second.inner_text()
+    assert second.locator("button").inner_text() == "Retry"
+
+
+def test_signed_identity_from_the_host_selects_a_verified_visitor(page: Any, shop: Shop) -> None:
+    token = jwt.encode(
+        {
+            "sub": "user-42",
+            "name": "Dana",
+            "email": "dana@example.com",
+            "exp": int(time.time()) + 3600,
+        },
+        shop.bot.identity_secret,
+        algorithm="HS256",
+    )
+    page.goto(shop.url)
+    page.evaluate("(token) => Parley('identify', {token})", token)
+    open_widget(page, None)
+    for _ in range(100):
+        if Visitor.objects.filter(bot=shop.bot, external_id="user-42", verified=True).exists():
+            break
+        page.wait_for_timeout(50)
+    visitor = Visitor.objects.get(bot=shop.bot, external_id="user-42")
+    assert visitor.verified and visitor.name == "Dana"
+
+
+def test_a_forged_identity_is_refused_and_the_visitor_stays_anonymous(
+    page: Any, shop: Shop
+) -> None:
+    forged = jwt.encode(
+        {"sub": "admin", "exp": int(time.time()) + 3600}, "not-the-secret", algorithm="HS256"
+    )
+    page.goto(shop.url)
+    page.evaluate("(token) => Parley('identify', {token})", forged)
+    frame = open_widget(page, None)
+    send(frame, "who am I?")
+    frame.wait_for_selector("#log .msg.visitor[data-seq]")
+    assert not Visitor.objects.filter(bot=shop.bot, verified=True).exists()
+    assert Visitor.objects.filter(bot=shop.bot, verified=False).count() == 1
