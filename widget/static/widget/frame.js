@@ -145,7 +145,7 @@
         i++;
         const code = el('code', null, body.join('\n'));
         if (m[2]) code.dataset.lang = m[2];
-        out.append(el('pre')).lastChild.append(code);
+        out.appendChild(el('pre')).append(code);
       } else if (RULE.test(line)) {
         out.append(el('hr'));
         i++;
@@ -155,8 +155,7 @@
       } else if (QUOTE.test(line) && depth < 4) {
         const body = [];
         while (i < lines.length && (m = QUOTE.exec(lines[i]))) body.push(m[1]), i++;
-        out.append(el('blockquote'));
-        out.lastChild.append(markdown(body.join('\n'), depth + 1));
+        out.appendChild(el('blockquote')).append(markdown(body.join('\n'), depth + 1));
       } else if (ITEM.test(line) && depth < 4) {
         i = list(lines, i, out, depth);
       } else {
