@@ -286,6 +286,13 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = _site.scheme
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Sign-up asks for the workspace name and makes the new user its owner (chatbot/tenants).
+ACCOUNT_FORMS = {"signup": "chatbot.tenants.forms.SignupForm"}
+ACCOUNT_ADAPTER = "chatbot.tenants.adapter.AccountAdapter"
+# Opening the verification link (in the browser that signed up) logs in: straight to the
+# dashboard's first steps.
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Parley] "
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
