@@ -362,6 +362,9 @@ LLM_AUTODETECT = env_bool("LLM_AUTODETECT", not TESTING)
 # Outbound HTTP refuses private and loopback addresses; the operator may allow named ranges.
 OUTBOUND_ALLOW_CIDRS = env_list("OUTBOUND_ALLOW_CIDRS")
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
+if TESTING:
+    # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [

@@ -31,7 +31,8 @@ api = NinjaAPI(
         "from Dashboard → API keys, sent as `Authorization: Bearer prl_…`."
     ),
     auth=ApiKeyAuth(),
-    urls_namespace="v1",
+    # Nested in chatbot/api/urls.py (app "api"), hence the full path for reverse().
+    urls_namespace="api:v1",
 )
 
 
