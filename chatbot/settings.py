@@ -134,6 +134,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    # Serves the API reference's Swagger UI from our static files instead of a CDN.
+    "ninja",
     "chatbot.core",
     "chatbot.tenants",
     "chatbot.bots",
@@ -351,6 +353,8 @@ STORAGES = {
     },
 }
 WHITENOISE_MAX_AGE = 60
+# Without collectstatic (tests, DEBUG) serve straight from the app and project static dirs.
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 
 # --- Parley -----------------------------------------------------------------------------------

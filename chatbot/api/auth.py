@@ -31,6 +31,4 @@ def require_write(request: HttpRequest) -> None:
     """Refuse a read-only key with a 403 that says what to do."""
     key: Any = getattr(request, "auth", None)
     if not isinstance(key, ApiKey) or not key.can_write:
-        raise HttpError(
-            403, "This API key is read-only. Create a read-write key to change data."
-        )
+        raise HttpError(403, "This API key is read-only. Create a read-write key to change data.")

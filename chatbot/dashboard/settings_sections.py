@@ -27,7 +27,7 @@ from django.db import models
 from chatbot.tenants.models import Tenant
 
 
-class TenantSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
+class TenantSettingsForm(forms.ModelForm):
     """A settings section bound to the tenant (or to a row found from it)."""
 
     def __init__(self, data: Any = None, *, tenant: Tenant, **kwargs: Any) -> None:

@@ -249,7 +249,9 @@ def audit(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     if query:
         events = events.filter(
-            Q(action__icontains=query) | Q(target__icontains=query) | Q(actor_email__icontains=query)
+            Q(action__icontains=query)
+            | Q(target__icontains=query)
+            | Q(actor_email__icontains=query)
         )
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     return render(request, "dashboard/audit.html", {"page": page, "query": query})

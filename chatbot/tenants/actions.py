@@ -176,9 +176,7 @@ def accept_invitation(invitation: Invitation, user: User) -> Membership:
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
-    audit.record(
-        invitation.tenant, user, "member.joined", target=user.email, role=membership.role
-    )
+    audit.record(invitation.tenant, user, "member.joined", target=user.email, role=membership.role)
     return membership
 
 
@@ -209,8 +207,12 @@ def change_role(actor: Membership, membership: Membership, role: str) -> Members
     membership.role = role
     membership.save(update_fields=["role"])
     audit.record(
-        actor.tenant, actor.user, "member.role_changed", target=membership.user.email,
-        old=old, new=role,
+        actor.tenant,
+        actor.user,
+        "member.role_changed",
+        target=membership.user.email,
+        old=old,
+        new=role,
     )
     return membership
 
@@ -223,8 +225,7 @@ def remove_member(actor: Membership, membership: Membership) -> None:
             raise ActionError("Only an owner can remove an owner.")
         if _owners(actor.tenant) == 1:
             raise ActionError(
-                "You are the only owner. Make someone else owner first, "
-                "or delete the workspace."
+                "You are the only owner. Make someone else owner first, or delete the workspace."
             )
     email = membership.user.email
     membership.delete()
@@ -280,7 +281,11 @@ def authenticate_api_key(secret: str) -> ApiKey | None:
     """The active key for a presented secret, or None. Constant-time on the hash."""
     # "prl_" + 8 hex characters, "_", then the secret part (which may itself hold "_").
     prefix = secret[:PREFIX_LENGTH]
-    if len(secret) > 200 or not prefix.startswith(API_KEY_PREFIX) or secret[PREFIX_LENGTH : PREFIX_LENGTH + 1] != "_":
+    if (
+        len(secret) > 200
+        or not prefix.startswith(API_KEY_PREFIX)
+        or secret[PREFIX_LENGTH : PREFIX_LENGTH + 1] != "_"
+    ):
         return None
     key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
     if key is None or not secrets.compare_digest(key.secret_hash, hash_secret(secret)):

@@ -35,9 +35,9 @@ class SignupForm(AllauthSignupForm):
         if request is not None and request.session.get(PENDING_INVITATION_KEY):
             # Joining through an invitation: a workspace of one's own is optional.
             self.fields["workspace"].required = False
-            self.fields["workspace"].help_text = (
-                "Optional: you are joining a workspace through an invitation."
-            )
+            self.fields[
+                "workspace"
+            ].help_text = "Optional: you are joining a workspace through an invitation."
 
     @transaction.atomic
     def save(self, request: HttpRequest) -> User:
@@ -61,8 +61,9 @@ class InviteForm(forms.Form):
 
     def __init__(self, *args: Any, can_grant_owner: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not can_grant_owner:
-            self.fields["role"].choices = [c for c in Role.choices if c[0] != Role.OWNER]
+        role = self.fields["role"]
+        if not can_grant_owner and isinstance(role, forms.ChoiceField):
+            role.choices = [c for c in Role.choices if c[0] != Role.OWNER]
 
 
 class RoleForm(forms.Form):

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from . import actions
 from .forms import PENDING_INVITATION_KEY, WorkspaceForm
 from .middleware import SESSION_KEY
-from .models import Membership
+from .models import Membership, User
 
 
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
@@ -25,7 +25,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         try:
-            membership = actions.accept_invitation(invite, request.user)  # type: ignore[arg-type]
+            membership = actions.accept_invitation(invite, request.user)
         except actions.ActionError as exc:
             error = str(exc)
         else:
@@ -52,11 +52,10 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
 def switch(request: HttpRequest) -> HttpResponse:
     """Make another of the user's workspaces the active one (the id comes in the body)."""
     tenant_id = request.POST.get("tenant", "")
-    membership = (
-        Membership.objects.filter(user=request.user, tenant_id=tenant_id).first()
-        if tenant_id.isdigit()
-        else None
-    )
+    user = request.user
+    membership = None
+    if tenant_id.isdigit() and isinstance(user, User):
+        membership = Membership.objects.filter(user=user, tenant_id=int(tenant_id)).first()
     if membership is None:
         raise Http404("No such workspace.")
     request.session[SESSION_KEY] = membership.tenant_id

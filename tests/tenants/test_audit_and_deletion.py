@@ -68,7 +68,11 @@ class TestAuditLog:
         assert "member.invited" in page and "key.created" not in page
 
     def test_the_audit_page_costs_a_fixed_number_of_queries(
-        self, acme: Tenant, alice: User, client_for: ClientFor, django_assert_max_num_queries: Callable[..., object]
+        self,
+        acme: Tenant,
+        alice: User,
+        client_for: ClientFor,
+        django_assert_max_num_queries: Callable[..., object],
     ) -> None:
         client = client_for(alice)
         client.get("/dashboard/audit/")
@@ -81,7 +85,13 @@ class TestAuditLog:
 @pytest.mark.django_db
 class TestDeletingATenant:
     def test_the_owner_deletes_everything_it_owns(
-        self, acme: Tenant, bravo: Tenant, alice: User, bob: User, charlie: User, client_for: ClientFor
+        self,
+        acme: Tenant,
+        bravo: Tenant,
+        alice: User,
+        bob: User,
+        charlie: User,
+        client_for: ClientFor,
     ) -> None:
         owner = Membership.objects.get(tenant=acme, user=alice)
         Bot.objects.create(tenant=acme, name="Acme helper")
@@ -108,10 +118,15 @@ class TestDeletingATenant:
         record = AuditEvent.objects.get(action="tenant.deleted")
         assert (record.tenant, record.actor, record.target) == (None, alice, "Acme")
 
-    def test_only_an_owner_may_delete(self, acme: Tenant, charlie: User, client_for: ClientFor) -> None:
-        assert client_for(charlie).post(
-            "/dashboard/settings/delete/", {"confirmation": "Acme"}
-        ).status_code == 403
+    def test_only_an_owner_may_delete(
+        self, acme: Tenant, charlie: User, client_for: ClientFor
+    ) -> None:
+        assert (
+            client_for(charlie)
+            .post("/dashboard/settings/delete/", {"confirmation": "Acme"})
+            .status_code
+            == 403
+        )
         assert Tenant.objects.filter(pk=acme.pk).exists()
 
 

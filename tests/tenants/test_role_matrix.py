@@ -103,7 +103,12 @@ def test_an_admin_may_manage_but_not_delete_the_workspace(
 
     admin = make_member(acme, "adele@acme.test", Role.ADMIN, "Adele")
     client = client_for(admin)
-    for url in ("/dashboard/keys/", "/dashboard/team/", "/dashboard/settings/", "/dashboard/audit/"):
+    for url in (
+        "/dashboard/keys/",
+        "/dashboard/team/",
+        "/dashboard/settings/",
+        "/dashboard/audit/",
+    ):
         assert client.get(url).status_code == 200, url
     assert client.get("/dashboard/settings/delete/").status_code == 403
     assert client.post("/dashboard/settings/delete/", {"confirmation": "Acme"}).status_code == 403
@@ -115,6 +120,10 @@ def test_an_agent_sees_no_manager_links_in_the_navigation(
 ) -> None:
     agent_page = client_for(charlie).get("/dashboard/").content.decode()
     owner_page = client_for(alice).get("/dashboard/").content.decode()
-    for href in ('href="/dashboard/keys/"', 'href="/dashboard/team/"', 'href="/dashboard/settings/"'):
+    for href in (
+        'href="/dashboard/keys/"',
+        'href="/dashboard/team/"',
+        'href="/dashboard/settings/"',
+    ):
         assert href not in agent_page
         assert href in owner_page

@@ -140,14 +140,18 @@ class TestInviteToAccept:
         client_for(alice).post(f"/dashboard/team/invitations/{invitation.pk}/revoke/")
         assert client_for(bob).get(f"/tenants/invitations/{token}/").status_code == 404
 
-    def test_inviting_a_member_again_says_so(self, alice: User, charlie: User, client_for: ClientFor) -> None:
+    def test_inviting_a_member_again_says_so(
+        self, alice: User, charlie: User, client_for: ClientFor
+    ) -> None:
         response = client_for(alice).post(
             "/dashboard/team/", {"email": "charlie@acme.test", "role": Role.AGENT}
         )
         assert response.status_code == 400
         assert "charlie@acme.test is already a member of Acme" in response.content.decode()
 
-    def test_an_admin_cannot_invite_an_owner(self, acme: Tenant, alice: User, client_for: ClientFor) -> None:
+    def test_an_admin_cannot_invite_an_owner(
+        self, acme: Tenant, alice: User, client_for: ClientFor
+    ) -> None:
         admin = make_member(acme, "adele@acme.test", Role.ADMIN)
         response = client_for(admin).post(
             "/dashboard/team/", {"email": "eve@acme.test", "role": Role.OWNER}
@@ -177,7 +181,9 @@ class TestRolesAndRemoval:
     ) -> None:
         me = owner_of(acme, alice)
         client = client_for(alice)
-        response = client.post(f"/dashboard/team/members/{me.pk}/role/", {"role": "agent"}, follow=True)
+        response = client.post(
+            f"/dashboard/team/members/{me.pk}/role/", {"role": "agent"}, follow=True
+        )
         assert "A workspace needs an owner" in response.content.decode()
         response = client.post(f"/dashboard/team/members/{me.pk}/remove/", follow=True)
         assert "You are the only owner" in response.content.decode()
@@ -203,7 +209,9 @@ class TestRolesAndRemoval:
         client_for(alice).post(f"/dashboard/team/members/{owner_of(acme, charlie).pk}/remove/")
         page = agent.get("/dashboard/").content.decode()
         assert "You are not in a workspace yet" in page
-        assert AuditEvent.objects.filter(action="member.removed", target="charlie@acme.test").exists()
+        assert AuditEvent.objects.filter(
+            action="member.removed", target="charlie@acme.test"
+        ).exists()
 
     def test_switching_to_a_foreign_workspace_is_404_and_changes_nothing(
         self, acme: Tenant, bravo: Tenant, bob: User, client_for: ClientFor
