@@ -8,6 +8,8 @@
 - anonymous -> 302 to the log-in page (with ?next=)
 - logged in but in no workspace -> a page that says so and offers to create one
 - logged in, role too low -> 403 with a page naming the role needed
+- every answer carries a strict Content-Security-Policy (DASHBOARD_CSP) unless the view
+  set its own
 
 Each decorated view carries `parley_role` ("member", "manager" or "owner"); the role matrix
 test (tests/tenants/test_role_matrix.py) reads it to check that an agent is refused every
@@ -39,6 +41,30 @@ _NEEDED = {
 
 V = TypeVar("V", bound=Callable[..., Any])
 
+# Dashboard pages show visitors' messages and model output: no inline script may run, nothing
+# loads from elsewhere, and no other site may frame them. A view that needs more sets its own
+# Content-Security-Policy header, which is then left alone.
+DASHBOARD_CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def _protect(response: Any) -> Any:
+    if isinstance(response, HttpResponse) and "Content-Security-Policy" not in response:
+        response["Content-Security-Policy"] = DASHBOARD_CSP
+    return response
+
 
 def refusal(request: HttpRequest, level: str) -> HttpResponse | None:
     """The response that refuses `request` at this role level, or None when it may pass."""
@@ -67,8 +93,8 @@ def _require(level: str) -> Callable[[V], V]:
                 # Rendering the refusal page reads the session: do it off the event loop.
                 denied = await sync_to_async(refusal)(request, level)
                 if denied is not None:
-                    return denied
-                return await view(request, *args, **kwargs)
+                    return _protect(denied)
+                return _protect(await view(request, *args, **kwargs))
 
             async_wrapper.parley_role = level  # type: ignore[attr-defined]
             return async_wrapper  # type: ignore[return-value]
@@ -77,8 +103,8 @@ def _require(level: str) -> Callable[[V], V]:
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             denied = refusal(request, level)
             if denied is not None:
-                return denied
-            return view(request, *args, **kwargs)
+                return _protect(denied)
+            return _protect(view(request, *args, **kwargs))
 
         wrapper.parley_role = level  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]

@@ -58,6 +58,9 @@ class TestNavigation:
         assert 'aria-controls="sidebar" aria-expanded="false"' in page
         assert "data-theme-toggle" in page and "/static/js/theme.js" in page
         assert response["X-Frame-Options"] == "DENY"
+        csp = response["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp
 
     def test_one_query_budget_for_the_home_page(
         self,
