@@ -16,7 +16,9 @@ from .adapters.base import fail
 from .spec import EndpointSpec
 from .types import ChatMessage, ChatRequest, ImagePart, Passage, TextPart
 
-MESSAGE_OVERHEAD = 4  # role header and end-of-turn markers of a chat template
+# A chat template wraps each message in markers (Llama 3: start/end header, end of turn) and
+# spells out the role followed by a blank line.
+MESSAGE_MARKERS = 4
 IMAGE_TOKENS = 768  # what a typical Llama vision encoder spends on one image
 KNOWLEDGE_SHARE = 0.5  # retrieved passages may use at most this share of what is left
 OMITTED_IMAGE = "[an image was shared here]"
@@ -30,8 +32,12 @@ def image_tokens(spec: EndpointSpec) -> int:
     return min(IMAGE_TOKENS, max(1, spec.context_window // 8))
 
 
+def overhead(role: str, spec: EndpointSpec) -> int:
+    return MESSAGE_MARKERS + estimate_tokens(role + "\n\n", spec)
+
+
 def message_tokens(message: ChatMessage, spec: EndpointSpec) -> int:
-    total = MESSAGE_OVERHEAD
+    total = overhead(message.role, spec)
     for part in message.parts:
         if isinstance(part, TextPart):
             total += estimate_tokens(part.text, spec)
@@ -78,7 +84,10 @@ def build_request(
 ) -> ChatRequest:
     """The request for `spec`, or LLMError("unsupported"/"context") when it cannot take it."""
     reserve = reply_reserve(spec, max_tokens)
-    budget = spec.context_window - reserve - MESSAGE_OVERHEAD - estimate_tokens(system, spec)
+    # The reply's own header ("assistant") is part of the prompt too.
+    budget = spec.context_window - reserve - overhead("assistant", spec) - 1  # 1: BOS
+    if system:
+        budget -= overhead("system", spec) + estimate_tokens(system, spec)
     if budget <= 0:
         raise fail(
             "context",
@@ -109,7 +118,9 @@ def build_request(
         if kept_passages:
             block = knowledge_block(kept_passages)
             system_text = f"{system}\n\n{block}" if system else block
-            budget -= estimate_tokens(block, spec) + 2
+            budget -= estimate_tokens(block, spec) + (
+                estimate_tokens("\n\n", spec) if system else overhead("system", spec)
+            )
 
     kept: list[ChatMessage] = []
     for message in reversed(history):
