@@ -24,7 +24,8 @@ import numpy as np
 REPLY = "Hello from a tiny llama!"
 REPLY_PIECES = ("Hello", "\u2581from", "\u2581a", "\u2581tiny", "\u2581llama", "!")
 EOT = "<|eot_id|>"
-CONTEXT = 512
+# Long enough for long benchmark replies and for a cancelled stream to be visibly cut short.
+CONTEXT = 8192
 
 # Model shape: small enough to load in milliseconds, big enough for llama.cpp's kernels.
 DIM, LAYERS, HEADS, KV_HEADS, FFN = 64, 2, 4, 2, 128
@@ -191,7 +192,7 @@ def _finish(writer: gguf.GGUFWriter) -> None:
 def ensure_files(directory: Path) -> tuple[Path, Path]:
     """Write the model and projector into `directory` unless present (keyed by a version)."""
     directory.mkdir(parents=True, exist_ok=True)
-    model = directory / "tiny-llama-v1.gguf"
+    model = directory / "tiny-llama-v2.gguf"
     projector = directory / "tiny-mmproj-v1.gguf"
     for target, write in ((model, write_model), (projector, write_projector)):
         if not target.exists():

@@ -87,7 +87,7 @@ async def test_context_overflow_is_named(llama_server: LlamaServer) -> None:
     # The endpoint believes tokens are long, so our budget lets a too-long prompt through and
     # the server itself refuses it.
     spec = llama_spec(llama_server, chars_per_token=50.0)
-    long = ChatMessage.text("user", "word " * 400)
+    long = ChatMessage.text("user", "word " * (llama_server.context // 4))
     events = await collect(route(spec, hello_request().__class__(messages=(long,))))
     error = finish_of(events).error
     assert error is not None and error.code == "context" and error.status == 400
@@ -97,7 +97,8 @@ async def test_context_overflow_is_named(llama_server: LlamaServer) -> None:
 
 
 async def test_prompt_assembly_trims_history_to_fit(llama_server: LlamaServer) -> None:
-    spec = llama_spec(llama_server)
+    # The operator declared a smaller window than the server has; assembly must respect it.
+    spec = llama_spec(llama_server, context_window=512)
     history = []
     for turn in range(12):
         history.append(ChatMessage.text("user", f"question {turn} " + "x" * 60))
@@ -109,7 +110,7 @@ async def test_prompt_assembly_trims_history_to_fit(llama_server: LlamaServer) -
     assert request.messages[0].role == "user"
     events = await collect(route(spec, request))
     assert finish_of(events).reason == "stop" and text_of(events) == REPLY
-    assert usage_of(events).prompt_tokens <= llama_server.context - 32
+    assert usage_of(events).prompt_tokens <= 512 - 32
 
 
 async def test_an_image_part_reaches_the_projector(llama_server: LlamaServer) -> None:
@@ -130,18 +131,31 @@ async def _busy_slots(server: LlamaServer) -> int:
     return sum(1 for slot in response.json() if slot["is_processing"])
 
 
+async def _predicted_total(server: LlamaServer) -> int:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{server.url}/metrics", headers={"Authorization": f"Bearer {server.key}"}
+        )
+    for line in response.text.splitlines():
+        if line.startswith("llamacpp:tokens_predicted_total"):
+            return int(float(line.split()[-1]))
+    raise AssertionError("llama-server exposes no tokens_predicted_total")
+
+
 async def test_cancelling_mid_stream_stops_generation(llama_server: LlamaServer) -> None:
     spec = llama_spec(llama_server)
-    # End of turn banned and context shift on: the model would go on for a million tokens
-    # (about a minute and a half), so a freed slot means the cancellation reached the server.
-    request = hello_request(max_tokens=1_000_000, extra={"logit_bias": {str(eot_token_id()): -100}})
+    # End of turn banned: the model would fill its whole context window (~8k tokens). How many
+    # tokens the server generated for this request tells whether the cancellation reached it.
+    request = hello_request(
+        max_tokens=llama_server.context, extra={"logit_bias": {str(eot_token_id()): -100}}
+    )
+    predicted_before = await _predicted_total(llama_server)
     received: list[str] = []
 
     async def consume() -> None:
         async for event in route(spec, request):
             if isinstance(event, TextDelta):
                 received.append(event.text)
-                await asyncio.sleep(0.005)  # a consumer slower than the model
 
     task = asyncio.create_task(consume())
     while len(received) < 10:
@@ -155,3 +169,5 @@ async def test_cancelling_mid_stream_stops_generation(llama_server: LlamaServer)
         await asyncio.sleep(0.02)
     assert await _busy_slots(llama_server) == 0
     assert routing.health_for(spec).in_flight == 0
+    generated = await _predicted_total(llama_server) - predicted_before
+    assert len(received) <= generated < llama_server.context // 4
