@@ -48,7 +48,7 @@ def check_tenant_endpoint(
     try:
         outbound.check_url(spec.base_url)
     except outbound.BlockedURL as exc:
-        raise EndpointInvalid(f"This URL cannot be used: {exc.reason}") from None
+        raise EndpointInvalid(f"This URL cannot be used: {exc}") from None
     return normalize_base_url(kind, spec.base_url)
 
 

@@ -174,6 +174,11 @@ def classify_transport(exc: BaseException, spec: EndpointSpec, phase: str = "") 
     where = f"{spec.label} ({spec.base_url})"
     chain = _chain(exc)
     text = " ".join(str(e) for e in chain).lower()
+    from chatbot.lib.outbound import BlockedURL
+
+    if isinstance(exc, BlockedURL):
+        # A tenant's endpoint resolving inside the platform's network: not retryable.
+        return fail("connect", f"refused to connect to {where}: {exc}")
     if isinstance(exc, httpx.ConnectTimeout):
         return fail(
             "timeout",
