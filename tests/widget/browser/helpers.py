@@ -217,6 +217,8 @@ def wait_for_reply(frame: Any, containing: str, timeout: float = 30_000) -> None
                     && !m.querySelector('[aria-busy="true"]'))""",
         arg=containing,
         timeout=timeout,
+        # Not 'raf': a frame inside a closed (display: none) panel gets no animation frames.
+        polling=100,
     )
 
 
