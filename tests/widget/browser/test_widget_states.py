@@ -155,3 +155,51 @@ def test_a_forged_identity_is_refused_and_the_visitor_stays_anonymous(
     frame.wait_for_selector("#log .msg.visitor[data-seq]")
     assert not Visitor.objects.filter(bot=shop.bot, verified=True).exists()
     assert Visitor.objects.filter(bot=shop.bot, verified=False).count() == 1
+
+
+def png_bytes(width: int = 40, height: int = 30) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 60, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_visitor_attaches_an_image_when_the_route_takes_images(
+    page: Any, shop: Shop, live_db: None
+) -> None:
+    model = ScriptedModel("Nice picture.")
+    operator_endpoint("scripted vision", model.url + "/v1", "scripted", images=True)
+    try:
+        frame = open_widget(page, shop.url)
+        assert frame.is_visible("#attach-btn")
+        frame.set_input_files(
+            "#file", files=[{"name": "bike.png", "mimeType": "image/png", "buffer": png_bytes()}]
+        )
+        frame.wait_for_selector("#previews li:not(.uploading) img")
+        assert frame.is_enabled("#send-btn")
+        send(frame, "What is wrong with my bike?")
+        wait_for_reply(frame, "Nice picture.")
+        # The stored, re-encoded image is shown from the platform, and it loads.
+        image = frame.wait_for_selector("#log .msg.visitor[data-seq] .pictures img")
+        assert "/widget/attachments/" in (image.get_attribute("src") or "")
+        frame.wait_for_function(
+            "() => document.querySelector('#log .msg.visitor .pictures img').naturalWidth === 40"
+        )
+        # A file that is not an image is refused in the frame, with the reason.
+        frame.set_input_files(
+            "#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hi"}]
+        )
+        assert banner(frame) == "Only PNG, JPEG, WebP or GIF images can be attached."
+        assert frame.is_hidden("#previews")
+    finally:
+        model.close()
+
+
+def test_attach_is_not_offered_when_the_route_takes_no_images(
+    page: Any, shop: Shop, scripted: ScriptedModel
+) -> None:
+    frame = open_widget(page, shop.url)
+    assert frame.is_hidden("#attach-btn")
