@@ -38,8 +38,9 @@ class Command(BaseCommand):
             sys.exit(2)
 
         if options["demo_port"]:
-            demo_url = serve_demo_host(options["host"], options["demo_port"])
-            if demo_url:
+            demo = serve_demo_host(options["host"], options["demo_port"])
+            if demo is not None:
+                demo_url, _ = demo
                 # Read by the platform's /demo redirect (inherited by uvicorn's workers).
                 os.environ["PARLEY_DEMO_URL"] = demo_url
                 self.stdout.write(f"parley: demo host page on {demo_url}")
@@ -88,7 +89,7 @@ def render_demo_host() -> str | None:
     )
 
 
-def serve_demo_host(host: str, port: int) -> str | None:
+def serve_demo_host(host: str, port: int) -> tuple[str, ThreadingHTTPServer] | None:
     """Serve the demo host page from a tiny threaded HTTP server (a daemon thread), so that
     the widget runs on an origin other than the platform's, as on a customer's site."""
     page = render_demo_host()
@@ -98,6 +99,10 @@ def serve_demo_host(host: str, port: int) -> str | None:
 
     class DemoHost(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/favicon.ico":
+                self.send_response(204)  # no icon, and no 404 in the browser's console
+                self.end_headers()
+                return
             if self.path.split("?")[0] not in ("/", "/index.html"):
                 self.send_error(404)
                 return
@@ -114,4 +119,4 @@ def serve_demo_host(host: str, port: int) -> str | None:
     server = ThreadingHTTPServer((host, port), DemoHost)
     threading.Thread(target=server.serve_forever, name="demo-host", daemon=True).start()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (display only)
-    return f"http://{shown}:{port}/"
+    return f"http://{shown}:{port}/", server
