@@ -99,20 +99,27 @@ def test_session_token_is_refreshed_before_it_expires(page: Any, shop: Shop) -> 
     )
     page.on("websocket", lambda ws: ws.on("framesent", lambda p: sent.append(json.loads(p))))
     page.clock.install()
-    frame = open_widget(page, shop.url)
-    stored = frame.evaluate("() => JSON.parse(localStorage.getItem(localStorage.key(0)))")
+    # Playwright's own waiting runs on the page's timers, which the fake clock holds: every
+    # wait in this test polls from here instead.
+    page.goto(shop.url)
+    page.evaluate("Parley('open')")
+    frame = widget_frame(page)
+    read = "() => JSON.parse(localStorage.getItem(localStorage.key(0)) || 'null')"
+    for _ in range(200):
+        stored = frame.evaluate(read)
+        if stored and sent:
+            break
+        page.wait_for_timeout(50)
     assert len(sessions) == 1
     # 15-minute tokens: the frame asks for a new one about a minute before expiry...
     page.clock.run_for("14:05")
-    # (Playwright's own polling runs on the page's timers, which the fake clock holds: poll
-    # from here instead.)
     for _ in range(100):
         refresh = [f for f in sent if f["type"] == "token.refresh"]
         if refresh:
             break
         page.wait_for_timeout(50)
     assert len(sessions) == 2
-    renewed = frame.evaluate("() => JSON.parse(localStorage.getItem(localStorage.key(0)))")
+    renewed = frame.evaluate(read)
     # (Issued in the same real second, the JWT itself may be identical; its lifetime is new.)
     assert renewed["exp"] > stored["exp"] + 800_000
     # ...and hands it to the open socket, which stays open.
