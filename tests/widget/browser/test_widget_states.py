@@ -203,3 +203,27 @@ def test_attach_is_not_offered_when_the_route_takes_no_images(
 ) -> None:
     frame = open_widget(page, shop.url)
     assert frame.is_hidden("#attach-btn")
+
+
+def test_visitor_asks_for_a_person_and_the_bot_steps_back(
+    page: Any, shop: Shop, scripted: ScriptedModel
+) -> None:
+    from chatbot.conversations.models import Conversation
+
+    frame = open_widget(page, shop.url)
+    assert frame.locator("#suggestions .chip.human").count() == 0  # nothing to hand off yet
+    send(frame, "Can I talk to someone?")
+    wait_for_reply(frame, "plain HTTP")
+    frame.click("#suggestions .chip.human")
+    frame.wait_for_selector("#log .msg.system", state="attached")
+    frame.wait_for_function(
+        "() => document.querySelector('#log .msg.system').textContent"
+        ".includes('We have asked someone from the team to join.')"
+    )
+    assert frame.locator("#suggestions .chip.human").count() == 0
+    assert Conversation.objects.get(visitor__bot=shop.bot).status == "waiting"
+    page.evaluate("Parley('setLocale', 'fr')")
+    frame.wait_for_function(
+        "() => document.querySelector('#log .msg.system').textContent"
+        ".includes('Nous avons demandé')"
+    )

@@ -642,6 +642,15 @@
       case 'conversations':
         historyItems = frame.items || [];
         return renderHistory();
+      case 'conversation':
+        // The conversation's status changed (a person took over, it was closed...).
+        if (frame.conversation && conversation && frame.conversation.id === conversation.id) {
+          conversation = frame.conversation;
+          renderStatic();
+        }
+        return;
+      case 'agent.joined':
+        return note(t('agentJoined', { name: frame.name || t('agent') }));
       case 'error': return onError(frame);
       default: return; // pong, and frames a newer server may add
     }
@@ -821,7 +830,9 @@
     if (msg.role === 'agent' && msg.author) node.append(el('span', 'author', msg.author));
     const bubble = node.appendChild(el('div', 'bubble'));
     bubble.dir = 'auto'; // an English reply in an Arabic panel (and vice versa) reads right
-    if (msg.role === 'visitor' || msg.role === 'system') {
+    if (msg.role === 'system') {
+      bubble.textContent = systemText(msg);
+    } else if (msg.role === 'visitor') {
       bubble.textContent = msg.text || '';
     } else {
       bubble.append(markdown(msg.text || ''));
@@ -886,6 +897,26 @@
     }
     msg.node = node;
     if (stick) log.scrollTop = log.scrollHeight;
+  }
+
+  // System messages carry a code that the frame words in the visitor's language.
+  const SYSTEM_TEXT = {
+    'handoff.requested': 'handoffAsked',
+    'agent.joined': 'agentJoined',
+    'conversation.closed': 'closedConversation'
+  };
+  function systemText(msg) {
+    const key = SYSTEM_TEXT[msg.text];
+    if (key) return t(key, { name: msg.author || t('agent') });
+    return /^[a-z_]+(\.[a-z_]+)+$/.test(msg.text || '') ? '' : msg.text || '';
+  }
+
+  // A line in the log that only this frame shows (not a stored message).
+  function note(text) {
+    const node = el('li', 'msg system');
+    node.append(el('div', 'bubble', text));
+    $('log').append(node);
+    if (panelOpen) $('live').append(el('p', null, text));
   }
 
   function insertInOrder(log, node, seq) {
@@ -981,6 +1012,16 @@
       const chip = suggestions.appendChild(el('button', 'chip', question));
       chip.type = 'button';
       chip.addEventListener('click', () => submit(question, []));
+    }
+    if (!empty && conversation && conversation.status === 'bot' && messages.size > 1) {
+      const human = suggestions.appendChild(el('button', 'chip human', t('human')));
+      human.type = 'button';
+      human.addEventListener('click', () => {
+        send({ type: 'handoff.request' });
+        conversation.status = 'waiting';
+        renderStatic();
+        focusComposer();
+      });
     }
     suggestions.hidden = !suggestions.childNodes.length;
     const closed = conversation && conversation.status === 'closed';
