@@ -250,7 +250,9 @@ def test_keyboard_only_visitor_can_open_chat_rate_and_close(
     page.keyboard.type("Do you repair e-bikes?")
     page.keyboard.press("Enter")
     wait_for_reply(frame, "we repair")
-    # Shift+Tab from the composer reaches the reply's last button: rate it with the keyboard.
+    # Shift+Tab from the composer: "Talk to a person", then the reply's last button.
+    page.keyboard.press("Shift+Tab")
+    assert frame.evaluate("document.activeElement.textContent") == "Talk to a person"
     page.keyboard.press("Shift+Tab")
     assert frame.evaluate("document.activeElement.getAttribute('aria-label')") == "Not helpful"
     page.keyboard.press("Enter")

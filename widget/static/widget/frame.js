@@ -397,6 +397,10 @@
   let halted = false; // a close code that needs the visitor to act before we retry
   let badTokenRetried = false;
 
+  // What we have seen counts only for the conversation we have on screen (after a change of
+  // visitor, for instance, the next conversation is read from its start).
+  const resumeAfter = (id) => (conversation && id === conversation.id ? lastSeq : 0);
+
   function start() {
     if (started || !host) return;
     started = true;
@@ -461,9 +465,10 @@
     ws.addEventListener('open', () => {
       opened = true;
       socketFailures = 0;
+      const current = store.get().conversation;
       ws.send(JSON.stringify({
-        type: 'hello', token, conversation: store.get().conversation || undefined,
-        resume_after_seq: lastSeq || undefined
+        type: 'hello', token, conversation: current || undefined,
+        resume_after_seq: resumeAfter(current) || undefined
       }));
     });
     ws.addEventListener('message', (event) => {
@@ -540,8 +545,8 @@
   async function openStream(token) {
     const controller = new AbortController();
     stream = controller;
-    const query = new URLSearchParams({ after: String(lastSeq) });
     const current = store.get().conversation;
+    const query = new URLSearchParams({ after: String(resumeAfter(current)) });
     streamConversation = current || null;
     if (current) query.set('conversation', current);
     let response;
