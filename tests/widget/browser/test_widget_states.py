@@ -188,6 +188,29 @@ def test_visitor_attaches_an_image_when_the_route_takes_images(
         frame.wait_for_function(
             "() => document.querySelector('#log .msg.visitor .pictures img').naturalWidth === 40"
         )
+        # Pasting an image and dropping one attach it too.
+        frame.evaluate(
+            """(bytes) => {
+                const file = () => new File([new Uint8Array(bytes)], 'shot.png',
+                                            {type: 'image/png'});
+                const pasted = new DataTransfer();
+                pasted.items.add(file());
+                document.getElementById('input').dispatchEvent(
+                    new ClipboardEvent('paste', {clipboardData: pasted, bubbles: true}));
+                const dropped = new DataTransfer();
+                dropped.items.add(file());
+                document.getElementById('app').dispatchEvent(
+                    new DragEvent('drop', {dataTransfer: dropped, bubbles: true}));
+            }""",
+            list(png_bytes()),
+        )
+        frame.wait_for_function(
+            "() => document.querySelectorAll('#previews li:not(.uploading)').length === 2"
+        )
+        frame.click("#previews li:first-child .remove")
+        assert frame.locator("#previews li").count() == 1
+        frame.click("#previews li .remove")
+        assert frame.is_hidden("#previews")
         # A file that is not an image is refused in the frame, with the reason.
         frame.set_input_files(
             "#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hi"}]
