@@ -396,6 +396,8 @@
   let ready = false;
   let halted = false; // a close code that needs the visitor to act before we retry
   let badTokenRetried = false;
+  let quickRetries = 0; // immediate reconnects since the last `ready` (new token, resync)
+  let generation = 0; // bumped by every disconnect: a connect that was overtaken gives up
 
   // What we have seen counts only for the conversation we have on screen (after a change of
   // visitor, for instance, the next conversation is read from its start).
@@ -414,6 +416,7 @@
   }
 
   function disconnect() {
+    generation++;
     ready = false;
     clearTimeout(reconnectTimer);
     clearTimeout(stableTimer);
@@ -429,6 +432,9 @@
   function reconnect(delay) {
     disconnect();
     if (halted) return;
+    // An immediate retry that keeps failing (a server that always refuses) falls back to the
+    // backoff schedule instead of spinning.
+    if (delay === 0 && ++quickRetries > 3) delay = null;
     if (delay == null) {
       // Exponential backoff with jitter: min(30 s, 0.5 s × 2^attempt) × random(0.5, 1).
       delay = Math.min(30_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
@@ -447,13 +453,16 @@
 
   async function connect() {
     disconnect();
+    const mine = generation;
     if (!navigator.onLine) return showBanner('offline');
     let token;
     try {
       token = await session();
     } catch (error) {
-      return fail(error);
+      if (mine === generation) fail(error);
+      return;
     }
+    if (mine !== generation) return; // another connect (or a halt) came in meanwhile
     if (mode === 'ws') openSocket(token);
     else openStream(token);
   }
@@ -664,6 +673,7 @@
   function onReady(frame) {
     ready = true;
     badTokenRetried = false;
+    quickRetries = 0;
     halted = false;
     const next = frame.conversation || null;
     // Messages up to here are history, not news (no unread count, no host event).
