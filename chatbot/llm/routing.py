@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -29,6 +30,8 @@ from .adapters import LLMError, adapter_for
 from .adapters.base import classify_transport
 from .spec import EndpointSpec
 from .types import ChatRequest, Event, Finish, Routed, StreamError, TextDelta, ToolCallDelta, Usage
+
+log = logging.getLogger(__name__)
 
 # Errors that say something about the endpoint's health; the others are about the request.
 _BREAKER_CODES = frozenset({"connect", "timeout", "upstream", "auth", "not_found", "rate_limited"})
@@ -311,7 +314,9 @@ async def _attempt(
                         breaker.success()
                         health.last_ok_at = time.time()
                         outcome.append(None)
-                        yield _timed(usage, spec, started, ttft_ms)
+                        timed = _timed(usage, spec, started, ttft_ms)
+                        _log_reply(timed, event.reason)
+                        yield timed
                         yield event
                         return
                     deadline.reschedule(
@@ -344,8 +349,26 @@ async def _attempt(
     health.last_error_at = time.time()
     outcome.append(error)
     if sent:
-        yield _timed(usage, spec, started, ttft_ms)
+        timed = _timed(usage, spec, started, ttft_ms)
+        _log_reply(timed, f"error:{error.code}")
+        yield timed
         yield Finish("error", error)
+    else:
+        log.warning("llm endpoint=%s failed before the first token: %s", spec.label, error.message)
+
+
+def _log_reply(usage: Usage, reason: str) -> None:
+    log.info(
+        "llm reply endpoint=%s model=%s finish=%s prompt_tokens=%d completion_tokens=%d "
+        "ttft_ms=%s duration_ms=%s",
+        usage.endpoint,
+        usage.model,
+        reason,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.ttft_ms,
+        usage.duration_ms,
+    )
 
 
 def _timed(usage: Usage, spec: EndpointSpec, started: float, ttft_ms: int | None) -> Usage:

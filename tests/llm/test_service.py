@@ -406,6 +406,27 @@ def test_a_tenant_endpoint_key_is_encrypted_at_rest(
         )
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_a_tenant_endpoint_is_guarded_when_the_reply_streams() -> None:
+    # Saved before its host started resolving inside (DNS rebinding): the guarded client
+    # refuses at connection time, and no request reaches the internal server.
+    async with WireServer(echo_prompt) as internal:
+
+        def setup() -> Bot:
+            tenant = Tenant.objects.create(name="Rebind", slug="rebind")
+            endpoint = own_endpoint(tenant, base_url=internal.url + "/v1")
+            bot = make_bot(tenant)
+            service.set_bot_route(bot, [endpoint.pk])
+            return bot
+
+        bot = await sync_to_async(setup)()
+        events = await collect(service.stream_reply(bot, [ChatMessage.text("user", "hi")]))
+    error = finish_of(events).error
+    assert error is not None and error.code == "connect"
+    assert "refused to connect" in error.message and "loopback" in error.message
+    assert internal.requests == [] and internal.connections == 0
+
+
 def test_tenant_endpoints_cannot_be_bedrock(db: None, acme: Tenant) -> None:
     with pytest.raises(actions.EndpointInvalid, match="Ollama or OpenAI-compatible"):
         actions.add_tenant_endpoint(acme, name="b", kind="bedrock", base_url="https://x", model="m")
