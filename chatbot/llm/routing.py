@@ -237,25 +237,33 @@ async def stream_route(
                 )
             )
             continue
-        outcome: list[StreamError | None] = []
-        sent = False
-        # aclosing: if our caller stops early, the attempt (and its upstream response) closes
-        # now, not whenever the garbage collector gets to it.
-        async with contextlib.aclosing(_attempt(spec, build, started, outcome)) as attempt:
-            async for event in attempt:
-                sent = sent or isinstance(event, Routed)
-                yield event
-        error = outcome[0] if outcome else None
-        if error is None or sent:
-            return  # answered (or failed after sending: _attempt already yielded the Finish)
-        errors.append((spec, error))
-        if error.code == "cancelled":
-            break
+        for _try in range(2):
+            outcome: list[StreamError | None] = []
+            retry_same: list[bool] = []
+            sent = False
+            # aclosing: if our caller stops early, the attempt (and its upstream response)
+            # closes now, not whenever the garbage collector gets to it.
+            attempt = _attempt(spec, build, started, outcome, retry_same)
+            async with contextlib.aclosing(attempt):
+                async for event in attempt:
+                    sent = sent or isinstance(event, Routed)
+                    yield event
+            error = outcome[0] if outcome else None
+            if error is None or sent:
+                return  # answered (or failed after sending: _attempt yielded the Finish)
+            if not retry_same or not health.breaker.allow():
+                break
+        if error is not None:
+            errors.append((spec, error))
     yield Finish("error", _combine(errors))
 
 
 async def _attempt(
-    spec: EndpointSpec, build: Builder, started: float, outcome: list[StreamError | None]
+    spec: EndpointSpec,
+    build: Builder,
+    started: float,
+    outcome: list[StreamError | None],
+    retry_same: list[bool],
 ) -> AsyncGenerator[Event, None]:
     """One endpoint's try. Appends the error (or None) to `outcome`; yields only once the
     endpoint has produced its first token (or finished), so a failure before that lets the
@@ -301,6 +309,9 @@ async def _attempt(
                     if isinstance(event, TextDelta | ToolCallDelta):
                         if not sent:
                             sent = True
+                            # Streaming means healthy: close the breaker now rather than at
+                            # the end, so a long half-open probe does not hold others back.
+                            breaker.success()
                             ttft_ms = int((time.monotonic() - started) * 1000)
                             health.last_ttft_ms = ttft_ms
                             yield Routed(endpoint=spec.name, model=spec.model)
@@ -327,6 +338,8 @@ async def _attempt(
         )
     except LLMError as exc:
         error = exc.error
+        if exc.retry_same and not sent:
+            retry_same.append(True)
     except TimeoutError:
         if sent:
             message = f"{spec.label} stalled: no token for {spec.idle_timeout:g}s"
@@ -334,7 +347,10 @@ async def _attempt(
             message = f"{spec.label} sent no token within {spec.first_token_timeout:g}s"
         error = StreamError("timeout", message, retryable=True)
     except httpx.HTTPError as exc:
-        error = classify_transport(exc, spec).error
+        classified = classify_transport(exc, spec)
+        error = classified.error
+        if classified.retry_same and not sent:
+            retry_same.append(True)
     except (asyncio.CancelledError, GeneratorExit):
         breaker.release()
         raise

@@ -118,9 +118,9 @@ async def test_a_stall_between_tokens_fires_the_idle_timeout() -> None:
 async def test_a_slow_consumer_is_not_mistaken_for_a_stalled_server() -> None:
     async with WireServer(answers) as server:
         events = []
-        async for event in route(make_spec(server.url, idle_timeout=0.2)):
+        async for event in route(make_spec(server.url, idle_timeout=0.1)):
             events.append(event)
-            await asyncio.sleep(0.3)  # longer than the idle timeout, on our side
+            await asyncio.sleep(0.15)  # longer than the idle timeout, on our side
     assert finish_of(events).reason == "stop"
 
 
@@ -243,3 +243,35 @@ async def test_no_endpoint_means_offline() -> None:
     events = await collect(stream_route([], lambda spec: hello_request()))
     assert events == [events[-1]] and isinstance(events[-1], Finish)
     assert events[-1].error is not None and events[-1].error.code == "offline"
+
+
+async def test_a_connection_dropped_before_any_answer_is_retried_on_the_same_endpoint() -> None:
+    calls = {"n": 0}
+
+    async def drops_once(request: Request, reply: Reply) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            reply.drop()  # like a keep-alive connection the server had just closed
+        else:
+            await answers(request, reply)
+
+    async with WireServer(drops_once) as server:
+        spec = make_spec(server.url)
+        events = await collect(route(spec))
+    assert events[0] == Routed(endpoint=spec.name, model=spec.model)
+    assert text_of(events) == "Backup here" and len(server.requests) == 2
+
+
+async def test_a_long_half_open_probe_closes_the_breaker_at_its_first_token() -> None:
+    async with WireServer(streams_forever) as server:
+        spec = make_spec(server.url, breaker_failures=1, breaker_cooldown=0.01)
+        breaker = routing.health_for(spec).breaker
+        breaker.failure()
+        await asyncio.sleep(0.02)
+        stream = route(spec)
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                break
+        # The probe is still streaming, yet other replies may use the endpoint again.
+        assert breaker.state == "closed" and breaker.allow()
+        await stream.aclose()

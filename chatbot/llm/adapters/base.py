@@ -26,9 +26,12 @@ MAX_LINE = 4 * 1024 * 1024
 
 
 class LLMError(Exception):
-    def __init__(self, error: StreamError) -> None:
+    def __init__(self, error: StreamError, *, retry_same: bool = False) -> None:
         super().__init__(error.message)
         self.error = error
+        # The request never reached the model (e.g. a pooled keep-alive connection the server
+        # had just closed): trying the same endpoint once more is safe and usually works.
+        self.retry_same = retry_same
 
 
 def fail(
@@ -204,6 +207,10 @@ def classify_transport(exc: BaseException, spec: EndpointSpec, phase: str = "") 
         return fail("connect", f"TLS failed with {where}: {chain[-1]}", retryable=True)
     if isinstance(exc, httpx.ConnectError):
         return fail("connect", f"could not connect to {where}: {chain[-1]}", retryable=True)
+    if isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in text:
+        error = fail("connect", f"{where} closed the connection before answering", retryable=True)
+        error.retry_same = True
+        return error
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return fail(
             "upstream", f"{where} closed the connection in the middle of the reply", retryable=True
