@@ -32,6 +32,9 @@ class Row:
 
 
 def _row(endpoint: ModelEndpoint) -> Row:
+    problem = endpoint.secret_problem()
+    if problem:
+        return Row(endpoint, "down", problem)
     health = health_for(endpoint.spec())
     if endpoint.source == Source.AUTODETECT:
         found = detect.cached()
