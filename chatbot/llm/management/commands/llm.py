@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from argparse import ArgumentParser
 from typing import Any
@@ -143,6 +144,8 @@ class Command(BaseCommand):
 
     def _check(self, options: dict[str, Any]) -> None:
         spec = self._spec(options)
+        # The diagnosis is printed below; the router's own log lines would repeat it.
+        logging.getLogger("chatbot.llm.routing").setLevel(logging.ERROR)
         self.stdout.write(f"Checking {spec.label}: {spec.kind} {spec.base_url} model {spec.model}")
         error, stats = asyncio.run(_run_check(spec, options["max_tokens"], self.stdout.write))
         if error is not None:
