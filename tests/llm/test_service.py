@@ -17,7 +17,7 @@ from chatbot.llm.models import BotRoute, ModelEndpoint, Source
 from chatbot.llm.types import ChatMessage, ImagePart, Passage, Routed, TextPart
 from chatbot.tenants.models import Tenant
 
-from .conftest import collect, finish_of, text_of, usage_of
+from .conftest import collect, finish_of, in_loop, text_of, usage_of
 from .wire import Reply, Request, WireServer, ollama_done, ollama_line, openai_chunk
 
 
@@ -232,6 +232,7 @@ async def refuses(request: Request, reply: Reply) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_stream_reply_offline_without_endpoints() -> None:
     def setup() -> Bot:
         return make_bot(Tenant.objects.create(name="Solo", slug="solo"))
@@ -244,6 +245,7 @@ async def test_stream_reply_offline_without_endpoints() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_stream_reply_walks_the_bots_route_and_cites_knowledge() -> None:
     async with WireServer(refuses) as dead, WireServer(echo_prompt) as alive:
         bot = await _bot_routed_to("Acme", dead.url, alive.url)
@@ -273,6 +275,7 @@ async def test_stream_reply_walks_the_bots_route_and_cites_knowledge() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_stream_reply_refuses_images_on_a_text_only_route() -> None:
     async with WireServer(echo_prompt) as alive:
         bot = await _bot_routed_to("Texty", alive.url)
@@ -286,6 +289,7 @@ async def test_stream_reply_refuses_images_on_a_text_only_route() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_old_images_are_described_not_sent_to_a_text_only_model() -> None:
     async with WireServer(echo_prompt) as alive:
         bot = await _bot_routed_to("Olds", alive.url)
@@ -320,11 +324,13 @@ async def openai_embed(request: Request, reply: Reply) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_embed_is_none_without_an_embeddings_endpoint() -> None:
     assert await service.embed(["hello"]) is None
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_embed_uses_ollama_api_embed() -> None:
     async with WireServer(ollama_embed) as server:
         await sync_to_async(ModelEndpoint.objects.create)(
@@ -338,6 +344,7 @@ async def test_embed_uses_ollama_api_embed() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_embed_uses_openai_embeddings_in_index_order() -> None:
     async with WireServer(openai_embed) as server:
         endpoint = await sync_to_async(ModelEndpoint.objects.create)(
@@ -350,6 +357,7 @@ async def test_embed_uses_openai_embeddings_in_index_order() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_embed_failure_raises_a_clear_error() -> None:
     async def broken(request: Request, reply: Reply) -> None:
         await reply.whole(404, {"error": 'model "nomic" not found'})
@@ -407,6 +415,7 @@ def test_a_tenant_endpoint_key_is_encrypted_at_rest(
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_a_tenant_endpoint_is_guarded_when_the_reply_streams() -> None:
     # Saved before its host started resolving inside (DNS rebinding): the guarded client
     # refuses at connection time, and no request reaches the internal server.
@@ -451,6 +460,7 @@ async def fake_ollama(request: Request, reply: Reply) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_autodetection_adopts_a_local_ollama(monkeypatch: pytest.MonkeyPatch) -> None:
     from chatbot.llm import detect
 

@@ -8,7 +8,7 @@ import json
 from chatbot.llm.routing import stream_route
 from chatbot.llm.types import ChatMessage, ChatRequest, ImagePart, Routed, TextDelta, TextPart
 
-from .conftest import collect, finish_of, hello_request, make_spec, text_of, usage_of
+from .conftest import collect, finish_of, hello_request, in_loop, make_spec, text_of, usage_of
 from .wire import (
     Reply,
     Request,
@@ -42,6 +42,7 @@ async def ollama_hello(request: Request, reply: Reply) -> None:
     await reply.end()
 
 
+@in_loop
 async def test_ollama_streams_ndjson_with_usage_and_finish() -> None:
     async with WireServer(ollama_hello) as server:
         spec = make_spec(server.url, kind="ollama", images=True, context_window=2048)
@@ -72,6 +73,7 @@ async def test_ollama_streams_ndjson_with_usage_and_finish() -> None:
     }
 
 
+@in_loop
 async def test_ollama_length_finish() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "application/x-ndjson")
@@ -84,6 +86,7 @@ async def test_ollama_length_finish() -> None:
     assert finish_of(events).reason == "length"
 
 
+@in_loop
 async def test_ollama_mid_stream_error_line_ends_the_reply_with_its_message() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "application/x-ndjson")
@@ -100,6 +103,7 @@ async def test_ollama_mid_stream_error_line_ends_the_reply_with_its_message() ->
     assert "llama runner process has terminated" in finish.error.message
 
 
+@in_loop
 async def test_ollama_unknown_model_is_named() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.whole(404, {"error": 'model "llama9" not found, try pulling it first'})
@@ -114,6 +118,7 @@ async def test_ollama_unknown_model_is_named() -> None:
 # --- OpenAI-compatible variants ----------------------------------------------------------------
 
 
+@in_loop
 async def test_vllm_flat_context_error_is_a_context_error() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.whole(
@@ -134,6 +139,7 @@ async def test_vllm_flat_context_error_is_a_context_error() -> None:
     assert "maximum context length is 4096" in error.message
 
 
+@in_loop
 async def test_tgi_error_inside_the_stream() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "text/event-stream")
@@ -150,6 +156,7 @@ async def test_tgi_error_inside_the_stream() -> None:
     assert error is not None and error.code == "upstream" and "CUDA OOM" in error.message
 
 
+@in_loop
 async def test_tgi_string_error_status_is_read() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.whole(
@@ -166,6 +173,7 @@ async def test_tgi_string_error_status_is_read() -> None:
     assert error is not None and error.code == "bad_request" and "up to 4 stop" in error.message
 
 
+@in_loop
 async def test_groq_usage_under_x_groq() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "text/event-stream")
@@ -188,6 +196,7 @@ async def test_groq_usage_under_x_groq() -> None:
     assert (usage.prompt_tokens, usage.completion_tokens) == (9, 1)
 
 
+@in_loop
 async def test_vertex_array_wrapped_rate_limit() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.whole(
@@ -210,6 +219,7 @@ async def test_vertex_array_wrapped_rate_limit() -> None:
     assert "Quota exceeded" in error.message
 
 
+@in_loop
 async def test_azure_style_api_key_header_and_image_parts() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "text/event-stream")
@@ -242,6 +252,7 @@ async def test_azure_style_api_key_header_and_image_parts() -> None:
     assert image["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(PNG).decode()
 
 
+@in_loop
 async def test_stream_without_finish_reason_is_an_error() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "text/event-stream")
@@ -271,6 +282,7 @@ def bedrock_spec(url: str, **kw):  # type: ignore[no-untyped-def]
     )
 
 
+@in_loop
 async def test_bedrock_converse_stream_frames_signed_request() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "application/vnd.amazon.eventstream")
@@ -321,6 +333,7 @@ async def test_bedrock_converse_stream_frames_signed_request() -> None:
     assert body["inferenceConfig"] == {"maxTokens": 2}
 
 
+@in_loop
 async def test_bedrock_exception_frame_mid_stream() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "application/vnd.amazon.eventstream")
@@ -336,6 +349,7 @@ async def test_bedrock_exception_frame_mid_stream() -> None:
     assert "The model stream failed" in error.message
 
 
+@in_loop
 async def test_bedrock_access_denied_is_an_auth_error() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.whole(
