@@ -40,6 +40,10 @@ def _missing_reason(marker: str) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Browser tests run last: the session-scoped Playwright browser keeps an event loop set on
+    # the main thread (which breaks later pytest-asyncio tests) and sets
+    # DJANGO_ALLOW_ASYNC_UNSAFE (which later subprocesses would inherit).
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
     for item in items:
         for marker in ("llama", "browser", "postgres", "redis"):
             if item.get_closest_marker(marker) is None:
