@@ -40,9 +40,9 @@ def _missing_reason(marker: str) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Browser tests run last: the session-scoped Playwright browser keeps an event loop set on
-    # the main thread (which breaks later pytest-asyncio tests) and sets
-    # DJANGO_ALLOW_ASYNC_UNSAFE (which later subprocesses would inherit).
+    # Browser tests run last, together: each opens Playwright's sync API, which sets an event
+    # loop on the main thread while it is open; keeping them apart from pytest-asyncio tests
+    # is cheap insurance against a loop that outlives its test.
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
     for item in items:
         for marker in ("llama", "browser", "postgres", "redis"):
