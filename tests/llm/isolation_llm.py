@@ -1,8 +1,8 @@
-"""The llm routes that take an id, for the cross-tenant matrix."""
+"""Isolation-matrix entries for the model endpoint routes (see tests/isolation_routes.py)."""
 
 from __future__ import annotations
 
-from chatbot.llm.models import ModelEndpoint, Source
+from chatbot.llm.models import Kind, ModelEndpoint, Source
 from tests.isolation_routes import IdRouteCase, World, register_id_route
 
 
@@ -10,13 +10,13 @@ from tests.isolation_routes import IdRouteCase, World, register_id_route
 def endpoint_delete(world: World) -> IdRouteCase:
     endpoint = ModelEndpoint.objects.create(
         tenant=world.acme,
-        name="acme-own",
-        kind="openai",
+        name="Acme vLLM",
+        kind=Kind.OPENAI,
         base_url="https://llm.acme.example/v1",
-        model="llama",
+        model="llama-3.1-8b",
         source=Source.TENANT,
     )
     return IdRouteCase(
         kwargs={"endpoint_id": endpoint.pk},
-        state=lambda: list(ModelEndpoint.objects.filter(pk=endpoint.pk).values()),
+        state=lambda: list(ModelEndpoint.objects.filter(tenant=world.acme).values()),
     )
