@@ -11,7 +11,11 @@ class LlmConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from chatbot.dashboard.nav import MANAGERS, NavItem, register
+
         from .spec import declared_specs
+
+        register(NavItem("Models", "llm:endpoints", roles=MANAGERS, icon="cpu", order=70))
 
         # A malformed LLM_ENDPOINTS(_FILE) stops start-up with a line naming the endpoint and
         # the field, like every other setting (parsing only: no database, no network).

@@ -6,22 +6,16 @@ import time
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+
+from chatbot.tenants.permissions import manager_required
 
 from . import actions, detect
 from .models import Auth, Kind, ModelEndpoint, Source
 from .routing import health_for
 from .service import endpoints_for_tenant
-
-
-def _manager(request: HttpRequest) -> None:
-    membership = getattr(request, "membership", None)
-    if membership is None or not membership.can_manage:
-        raise PermissionDenied("Only owners and admins manage model endpoints.")
 
 
 @dataclass
@@ -52,9 +46,8 @@ def _row(endpoint: ModelEndpoint) -> Row:
     return Row(endpoint, "unknown", "not used by this process yet")
 
 
-@login_required
+@manager_required
 def endpoints(request: HttpRequest) -> HttpResponse:
-    _manager(request)
     tenant = request.tenant  # type: ignore[attr-defined]
     rows = [_row(e) for e in endpoints_for_tenant(tenant)]
     operator_rows = [r for r in rows if r.endpoint.is_operator]
@@ -79,10 +72,9 @@ def endpoints(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@manager_required
 @require_POST
 def add_endpoint(request: HttpRequest) -> HttpResponse:
-    _manager(request)
     data = request.POST
     try:
         context_window = int(data.get("context_window") or 8192)
@@ -99,6 +91,7 @@ def add_endpoint(request: HttpRequest) -> HttpResponse:
             auth=data.get("auth", Auth.BEARER),
             images=data.get("images") == "on",
             context_window=context_window,
+            actor=request.user,
         )
     except actions.EndpointInvalid as exc:
         messages.error(request, str(exc))
@@ -107,10 +100,13 @@ def add_endpoint(request: HttpRequest) -> HttpResponse:
     return redirect("llm:endpoints")
 
 
-@login_required
+@manager_required
 @require_POST
 def delete_endpoint(request: HttpRequest, endpoint_id: int) -> HttpResponse:
-    _manager(request)
-    actions.delete_tenant_endpoint(request.tenant, endpoint_id)  # type: ignore[attr-defined]
+    actions.delete_tenant_endpoint(
+        request.tenant,  # type: ignore[attr-defined]
+        endpoint_id,
+        actor=request.user,
+    )
     messages.success(request, "Endpoint removed.")
     return redirect("llm:endpoints")

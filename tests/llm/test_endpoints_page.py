@@ -10,7 +10,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from chatbot.llm.models import ModelEndpoint, Source
-from chatbot.tenants.models import Tenant, User
+from chatbot.tenants.models import AuditEvent, Tenant, User
 
 OLLAMA = {"name": "local", "kind": "ollama", "url": "http://127.0.0.1:11434", "model": "llama3.2"}
 
@@ -95,6 +95,19 @@ def test_an_owner_adds_and_removes_an_endpoint(
     assert "together" in page and "tgp_secret" not in page
     client.post(reverse("llm:endpoint_delete", args=[endpoint.pk]))
     assert not ModelEndpoint.objects.filter(pk=endpoint.pk).exists()
+    events = list(
+        AuditEvent.objects.filter(tenant=acme).order_by("id").values_list("action", "target")
+    )
+    assert events == [("model_endpoint.added", "together"), ("model_endpoint.removed", "together")]
+    assert not AuditEvent.objects.filter(details__icontains="tgp_secret").exists()
+
+
+def test_managers_find_models_in_the_navigation(
+    db: None, alice: User, charlie: User, client_for: Callable[[User], Client]
+) -> None:
+    link = f'href="{reverse("llm:endpoints")}"'
+    assert link in client_for(alice).get(reverse("dashboard:home")).content.decode()
+    assert link not in client_for(charlie).get(reverse("dashboard:home")).content.decode()
 
 
 def test_a_loopback_url_is_refused_with_a_message(
