@@ -361,3 +361,23 @@ async def test_bedrock_access_denied_is_an_auth_error() -> None:
     error = finish_of(events).error
     assert error is not None and error.code == "auth" and "security token" in error.message
     assert not any(isinstance(e, TextDelta) for e in events)
+
+
+@in_loop
+async def test_a_server_refusing_stream_options_is_asked_again_without() -> None:
+    async def scenario(request: Request, reply: Reply) -> None:
+        if "stream_options" in request.json():
+            await reply.whole(
+                400,
+                {"error": {"message": "Unrecognized request argument supplied: stream_options"}},
+            )
+            return
+        await reply.start(200, "text/event-stream")
+        await reply.send(openai_chunk("fine", finish="stop"))
+        await reply.send("data: [DONE]\n\n")
+        await reply.end()
+
+    async with WireServer(scenario) as server:
+        events = await route_one(make_spec(server.url))
+    assert text_of(events) == "fine" and finish_of(events).reason == "stop"
+    assert [("stream_options" in r.json()) for r in server.requests] == [True, False]

@@ -28,7 +28,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import error_text, fail, finish_reason, iter_lines, raise_for_status
+from .base import LLMError, error_text, fail, finish_reason, iter_lines, raise_for_status
 
 
 def auth_headers(spec: EndpointSpec) -> dict[str, str]:
@@ -93,11 +93,25 @@ class OpenAIAdapter:
     async def stream(
         self, client: httpx.AsyncClient, spec: EndpointSpec, request: ChatRequest
     ) -> AsyncGenerator[Event, None]:
+        body = build_body(spec, request)
+        try:
+            async for event in self._stream(client, spec, body):
+                yield event
+        except LLMError as exc:
+            # A few servers refuse the usage option itself; ask once more without it (nothing
+            # has been sent yet when the request is refused).
+            if exc.error.code != "bad_request" or "stream_options" not in exc.error.message:
+                raise
+            body.pop("stream_options", None)
+            async for event in self._stream(client, spec, body):
+                yield event
+
+    async def _stream(
+        self, client: httpx.AsyncClient, spec: EndpointSpec, body: dict[str, Any]
+    ) -> AsyncGenerator[Event, None]:
         url = spec.base_url + "/chat/completions"
         headers = {"Accept": "text/event-stream", **auth_headers(spec)}
-        async with client.stream(
-            "POST", url, json=build_body(spec, request), headers=headers
-        ) as response:
+        async with client.stream("POST", url, json=body, headers=headers) as response:
             await raise_for_status(response, spec)
             usage: Usage | None = None
             reason: str | None = None
