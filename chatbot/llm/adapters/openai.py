@@ -28,7 +28,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import LLMError, error_text, fail, finish_reason, iter_lines, raise_for_status
+from .base import LLMError, error_text, fail, finish_reason, iter_line_batches, raise_for_status
 
 
 def auth_headers(spec: EndpointSpec) -> dict[str, str]:
@@ -94,74 +94,75 @@ class OpenAIAdapter:
         self, client: httpx.AsyncClient, spec: EndpointSpec, request: ChatRequest
     ) -> AsyncGenerator[Event, None]:
         body = build_body(spec, request)
+        response = await self._send(client, spec, body)
         try:
-            async for event in self._stream(client, spec, body):
-                yield event
-        except LLMError as exc:
-            # A few servers refuse the usage option itself; ask once more without it (nothing
-            # has been sent yet when the request is refused).
-            if exc.error.code != "bad_request" or "stream_options" not in exc.error.message:
-                raise
-            body.pop("stream_options", None)
-            async for event in self._stream(client, spec, body):
-                yield event
-
-    async def _stream(
-        self, client: httpx.AsyncClient, spec: EndpointSpec, body: dict[str, Any]
-    ) -> AsyncGenerator[Event, None]:
-        url = spec.base_url + "/chat/completions"
-        headers = {"Accept": "text/event-stream", **auth_headers(spec)}
-        async with client.stream("POST", url, json=body, headers=headers) as response:
+            if response.status_code == 400:
+                try:
+                    await raise_for_status(response, spec)
+                except LLMError as exc:
+                    # A few servers refuse the usage option itself: ask once more without it.
+                    if "stream_options" not in exc.error.message:
+                        raise
+                await response.aclose()
+                body.pop("stream_options", None)
+                response = await self._send(client, spec, body)
             await raise_for_status(response, spec)
             usage: Usage | None = None
             reason: str | None = None
             tool_names: dict[int, tuple[str, str]] = {}
-            async for line in iter_lines(response):
-                if not line.startswith("data:"):
-                    # Comments (": keep-alive"), "event:" and "id:" lines, blank separators.
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
-                try:
-                    chunk = json.loads(payload)
-                except ValueError:
-                    raise fail(
-                        "upstream", f"{spec.label} sent a malformed stream chunk", retryable=True
-                    ) from None
-                if isinstance(chunk, list) and chunk:  # Vertex may wrap chunks (and errors)
-                    chunk = chunk[0]
-                if not isinstance(chunk, dict):
-                    continue
-                if "error" in chunk or chunk.get("object") == "error":
-                    message = error_text(payload.encode())
-                    raise fail(
-                        "upstream",
-                        f"{spec.label} failed in the middle of the reply: {message}",
-                        retryable=True,
-                    )
-                usage = _usage(chunk) or usage
-                for choice in chunk.get("choices") or ():
-                    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            done = False
+            async for lines in iter_line_batches(response):
+                for line in lines:
+                    if not line.startswith(b"data:"):
+                        # Comments (": keep-alive"), "event:"/"id:" lines, blank separators.
                         continue
-                    delta = choice.get("delta") or {}
-                    text = delta.get("content")
-                    if isinstance(text, str) and text:
-                        yield TextDelta(text)
-                    for call in delta.get("tool_calls") or ():
-                        index = call.get("index", 0)
-                        function = call.get("function") or {}
-                        call_id, name = tool_names.get(index, ("", ""))
-                        call_id = call.get("id") or call_id
-                        name = function.get("name") or name
-                        tool_names[index] = (call_id, name)
-                        yield ToolCallDelta(
-                            call_id=call_id,
-                            name=name,
-                            arguments_json=function.get("arguments") or "",
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        done = True
+                        break
+                    try:
+                        chunk = json.loads(payload)
+                    except ValueError:
+                        raise fail(
+                            "upstream",
+                            f"{spec.label} sent a malformed stream chunk",
+                            retryable=True,
+                        ) from None
+                    if isinstance(chunk, list) and chunk:  # Vertex may wrap chunks (and errors)
+                        chunk = chunk[0]
+                    if not isinstance(chunk, dict):
+                        continue
+                    if "error" in chunk or chunk.get("object") == "error":
+                        message = error_text(payload)
+                        raise fail(
+                            "upstream",
+                            f"{spec.label} failed in the middle of the reply: {message}",
+                            retryable=True,
                         )
-                    if choice.get("finish_reason"):
-                        reason = choice["finish_reason"]
+                    usage = _usage(chunk) or usage
+                    for choice in chunk.get("choices") or ():
+                        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                            continue
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content")
+                        if isinstance(text, str) and text:
+                            yield TextDelta(text)
+                        for call in delta.get("tool_calls") or ():
+                            index = call.get("index", 0)
+                            function = call.get("function") or {}
+                            call_id, name = tool_names.get(index, ("", ""))
+                            call_id = call.get("id") or call_id
+                            name = function.get("name") or name
+                            tool_names[index] = (call_id, name)
+                            yield ToolCallDelta(
+                                call_id=call_id,
+                                name=name,
+                                arguments_json=function.get("arguments") or "",
+                            )
+                        if choice.get("finish_reason"):
+                            reason = choice["finish_reason"]
+                if done:
+                    break
             if reason is None:
                 # The stream ended without a finish reason: the server dropped it half-way.
                 raise fail(
@@ -174,3 +175,15 @@ class OpenAIAdapter:
             if usage is not None:
                 yield usage
             yield Finish(finish_reason(reason))  # type: ignore[arg-type]
+        finally:
+            await response.aclose()
+
+    @staticmethod
+    async def _send(
+        client: httpx.AsyncClient, spec: EndpointSpec, body: dict[str, Any]
+    ) -> httpx.Response:
+        headers = {"Accept": "text/event-stream", **auth_headers(spec)}
+        request = client.build_request(
+            "POST", spec.base_url + "/chat/completions", json=body, headers=headers
+        )
+        return await client.send(request, stream=True)
