@@ -499,3 +499,47 @@ def test_autodetection_finding_nothing_is_not_an_error(
     with override_settings(LLM_AUTODETECT=True, LLM_ENDPOINTS_JSON="", LLM_ENDPOINTS_FILE=""):
         assert registry.operator_endpoints() == []
         assert service.bot_model_status(make_bot(acme)) == "offline"
+
+
+async def fake_llama_server(request: Request, reply: Reply) -> None:
+    if request.path == "/v1/models":
+        await reply.whole(200, {"object": "list", "data": [{"id": "Llama-3.2-11B-Vision.gguf"}]})
+    elif request.path == "/props":
+        await reply.whole(
+            200, {"default_generation_settings": {"n_ctx": 16384}, "modalities": {"vision": True}}
+        )
+    else:
+        await reply.whole(404, {"error": {"message": "File Not Found"}})
+
+
+@in_loop
+async def test_detection_reads_a_llama_servers_model_window_and_vision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chatbot.llm import detect
+
+    async with WireServer(fake_llama_server) as server:
+        monkeypatch.setattr(detect, "OLLAMA_URL", "http://127.0.0.1:9")
+        monkeypatch.setattr(detect, "LLAMA_SERVER_URL", server.url)
+        found = await detect.probe()
+    (spec,) = found.specs
+    assert (spec.kind, spec.base_url, spec.model) == (
+        "openai",
+        f"{server.url}/v1",
+        "Llama-3.2-11B-Vision.gguf",
+    )
+    assert spec.context_window == 16384 and spec.images is True
+
+
+@pytest.mark.llama
+@in_loop
+async def test_detection_explains_a_llama_server_that_wants_a_key(
+    monkeypatch: pytest.MonkeyPatch, llama_server: Any
+) -> None:
+    from chatbot.llm import detect
+
+    monkeypatch.setattr(detect, "OLLAMA_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(detect, "LLAMA_SERVER_URL", llama_server.url)
+    found = await detect.probe()
+    assert found.specs == ()
+    assert any("wants an API key" in note for note in found.notes)

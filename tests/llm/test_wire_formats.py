@@ -381,3 +381,27 @@ async def test_a_server_refusing_stream_options_is_asked_again_without() -> None
         events = await route_one(make_spec(server.url))
     assert text_of(events) == "fine" and finish_of(events).reason == "stop"
     assert [("stream_options" in r.json()) for r in server.requests] == [True, False]
+
+
+@in_loop
+async def test_bedrock_api_key_and_images() -> None:
+    async def scenario(request: Request, reply: Reply) -> None:
+        await reply.start(200, "application/vnd.amazon.eventstream")
+        await reply.send(bedrock_event("contentBlockDelta", {"delta": {"text": "A red square."}}))
+        await reply.send(bedrock_event("messageStop", {"stopReason": "end_turn"}))
+        await reply.end()
+
+    async with WireServer(scenario) as server:
+        spec = make_spec(
+            server.url, kind="bedrock", base_url=server.url, region="us-east-1", images=True,
+            model="meta.llama3-2-11b-instruct-v1:0", auth="bearer", api_key="ABSK-bedrock-key",
+        )  # fmt: skip
+        request = ChatRequest(
+            messages=(ChatMessage("user", (TextPart("what is it?"), ImagePart(PNG, "image/jpeg"))),)
+        )
+        events = await route_one(spec, request)
+    assert text_of(events) == "A red square." and finish_of(events).reason == "stop"
+    sent = server.requests[0]
+    assert sent.headers["authorization"] == "Bearer ABSK-bedrock-key"
+    image = sent.json()["messages"][0]["content"][1]["image"]
+    assert image == {"format": "jpeg", "source": {"bytes": base64.b64encode(PNG).decode()}}
