@@ -173,6 +173,13 @@ def _runtime(spec: EndpointSpec) -> _Runtime:
     return runtime
 
 
+async def discard(spec: EndpointSpec) -> None:
+    """Close and forget one endpoint's pool in this loop (a one-off check's)."""
+    runtime = _runtimes.get(asyncio.get_running_loop(), {}).pop(spec.key, None)
+    if runtime is not None:
+        await runtime.client.aclose()
+
+
 async def close_pools() -> None:
     """Close this loop's connection pools (shutdown, tests)."""
     loop = asyncio.get_running_loop()

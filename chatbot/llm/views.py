@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_POST
 from chatbot.tenants.permissions import manager_required
 
 from . import actions, detect
+from .check import check_endpoint
 from .models import Auth, Kind, ModelEndpoint, Source
 from .routing import health_for
 from .service import endpoints_for_tenant
@@ -109,4 +111,28 @@ def delete_endpoint(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         actor=request.user,
     )
     messages.success(request, "Endpoint removed.")
+    return redirect("llm:endpoints")
+
+
+@manager_required
+@require_POST
+def check_own_endpoint(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """Stream a short reply from one of the workspace's own endpoints and show the timings.
+
+    Only the workspace's own endpoints: the operator's are checked by the operator
+    (`manage.py llm check`), so tenants cannot spend the platform's model time this way.
+    """
+    endpoint = ModelEndpoint.objects.get_for_tenant_or_404(
+        request.tenant,  # type: ignore[attr-defined]
+        pk=endpoint_id,
+    )
+    problem = endpoint.secret_problem()
+    if problem:
+        messages.error(request, f"{endpoint.name}: {problem}")
+        return redirect("llm:endpoints")
+    result = async_to_sync(check_endpoint)(endpoint.spec(), max_tokens=24)
+    if result.error is None:
+        messages.success(request, f"{endpoint.name} answered: {result.summary()}.")
+    else:
+        messages.error(request, f"{endpoint.name}: {result.summary()} {result.hint}".strip())
     return redirect("llm:endpoints")

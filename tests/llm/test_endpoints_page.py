@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client, override_settings
@@ -142,3 +143,36 @@ def test_another_tenants_endpoint_cannot_be_deleted(
     response = client_for(bob).post(reverse("llm:endpoint_delete", args=[endpoint.pk]))
     assert response.status_code == 404
     assert ModelEndpoint.objects.filter(pk=endpoint.pk).exists()
+
+
+def test_checking_an_own_endpoint_inside_the_platform_is_refused_by_the_guard(
+    db: None, alice: User, acme: Tenant, client_for: Callable[[User], Client]
+) -> None:
+    endpoint = ModelEndpoint.objects.create(
+        tenant=acme, name="sneaky", kind="openai", base_url="http://127.0.0.1:9/v1", model="m",
+        source=Source.TENANT,
+    )  # fmt: skip
+    response = client_for(alice).post(
+        reverse("llm:endpoint_check", args=[endpoint.pk]), follow=True
+    )
+    page = response.content.decode()
+    assert "sneaky: refused to connect" in page and "loopback" in page
+
+
+@pytest.mark.llama
+def test_checking_an_own_endpoint_shows_its_timings(
+    db: None, alice: User, acme: Tenant, client_for: Callable[[User], Client], llama_server: Any
+) -> None:
+    endpoint = ModelEndpoint(
+        tenant=acme, name="tiny", kind="openai", base_url=llama_server.url + "/v1",
+        model=llama_server.model, auth="bearer", source=Source.TENANT,
+    )  # fmt: skip
+    endpoint.set_secret(llama_server.key)
+    endpoint.save()
+    # The operator allows this range (the test server is on loopback).
+    with override_settings(OUTBOUND_ALLOW_CIDRS=["127.0.0.0/8"]):
+        response = client_for(alice).post(
+            reverse("llm:endpoint_check", args=[endpoint.pk]), follow=True
+        )
+    page = response.content.decode()
+    assert "tiny answered: first token" in page and "completion 7 tokens" in page
