@@ -14,7 +14,7 @@ from PIL import Image
 from chatbot.llm import routing
 from chatbot.llm.prompt import build_request
 from chatbot.llm.routing import stream_route
-from chatbot.llm.types import ChatMessage, ImagePart, Routed, TextDelta, TextPart
+from chatbot.llm.types import ChatMessage, ChatRequest, ImagePart, Routed, TextDelta, TextPart
 from tests.fixtures.llama import LlamaServer
 from tests.llama.tiny_model import REPLY, eot_token_id
 
@@ -93,7 +93,7 @@ async def test_context_overflow_is_named(llama_server: LlamaServer) -> None:
     # the server itself refuses it.
     spec = llama_spec(llama_server, chars_per_token=50.0)
     long = ChatMessage.text("user", "word " * (llama_server.context // 4))
-    events = await collect(route(spec, hello_request().__class__(messages=(long,))))
+    events = await collect(route(spec, ChatRequest(messages=(long,))))
     error = finish_of(events).error
     assert error is not None and error.code == "context" and error.status == 400
     assert "does not fit the context window" in error.message
@@ -124,7 +124,7 @@ async def test_an_image_part_reaches_the_projector(llama_server: LlamaServer) ->
     spec = llama_spec(llama_server)
     plain = await collect(route(spec, hello_request()))
     message = ChatMessage("user", (TextPart("Hi there"), ImagePart(png(), "image/png")))
-    events = await collect(route(spec, hello_request().__class__(messages=(message,))))
+    events = await collect(route(spec, ChatRequest(messages=(message,))))
     assert text_of(events) == REPLY and finish_of(events).reason == "stop"
     # The image costs prompt tokens: it was encoded, not dropped.
     assert usage_of(events).prompt_tokens > usage_of(plain).prompt_tokens
