@@ -6,7 +6,16 @@ import base64
 import json
 
 from chatbot.llm.routing import stream_route
-from chatbot.llm.types import ChatMessage, ChatRequest, ImagePart, Routed, TextDelta, TextPart
+from chatbot.llm.types import (
+    ChatMessage,
+    ChatRequest,
+    ImagePart,
+    Routed,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    ToolSpec,
+)
 
 from .conftest import collect, finish_of, hello_request, in_loop, make_spec, text_of, usage_of
 from .wire import (
@@ -405,3 +414,94 @@ async def test_bedrock_api_key_and_images() -> None:
     assert sent.headers["authorization"] == "Bearer ABSK-bedrock-key"
     image = sent.json()["messages"][0]["content"][1]["image"]
     assert image == {"format": "jpeg", "source": {"bytes": base64.b64encode(PNG).decode()}}
+
+
+LOOKUP = ToolSpec(
+    name="lookup_order",
+    description="Find an order by its number",
+    parameters={"type": "object", "properties": {"number": {"type": "string"}}},
+)
+
+
+@in_loop
+async def test_openai_tool_call_deltas_and_finish_tool() -> None:
+    async def scenario(request: Request, reply: Reply) -> None:
+        await reply.start(200, "text/event-stream")
+        first = {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "lookup_order", "arguments": ""},
+        }
+        more = {"index": 0, "function": {"arguments": '{"number": "A1"}'}}
+        for call in (first, more):
+            await reply.send(
+                sse(
+                    {
+                        "choices": [
+                            {"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}
+                        ]
+                    }
+                )
+            )
+        await reply.send(openai_chunk(finish="tool_calls"))
+        await reply.send("data: [DONE]\n\n")
+        await reply.end()
+
+    async with WireServer(scenario) as server:
+        events = await route_one(make_spec(server.url), hello_request(tools=(LOOKUP,)))
+    calls = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert [(c.call_id, c.name, c.arguments_json) for c in calls] == [
+        ("call_1", "lookup_order", ""),
+        ("call_1", "lookup_order", '{"number": "A1"}'),
+    ]
+    assert finish_of(events).reason == "tool"
+    tools = server.requests[0].json()["tools"]
+    assert tools == [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup_order",
+                "description": "Find an order by its number",
+                "parameters": LOOKUP.parameters,
+            },
+        }
+    ]
+
+
+@in_loop
+async def test_bedrock_tool_use_blocks() -> None:
+    async def scenario(request: Request, reply: Reply) -> None:
+        await reply.start(200, "application/vnd.amazon.eventstream")
+        await reply.send(
+            bedrock_event(
+                "contentBlockStart",
+                {
+                    "contentBlockIndex": 1,
+                    "start": {"toolUse": {"toolUseId": "tu_1", "name": "lookup_order"}},
+                },
+            )
+        )
+        await reply.send(
+            bedrock_event(
+                "contentBlockDelta",
+                {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '{"number":'}}},
+            )
+        )
+        await reply.send(
+            bedrock_event(
+                "contentBlockDelta",
+                {"contentBlockIndex": 1, "delta": {"toolUse": {"input": ' "A1"}'}}},
+            )
+        )
+        await reply.send(bedrock_event("messageStop", {"stopReason": "tool_use"}))
+        await reply.end()
+
+    async with WireServer(scenario) as server:
+        events = await route_one(bedrock_spec(server.url), hello_request(tools=(LOOKUP,)))
+    calls = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert "".join(c.arguments_json for c in calls) == '{"number": "A1"}'
+    assert {(c.call_id, c.name) for c in calls} == {("tu_1", "lookup_order")}
+    assert finish_of(events).reason == "tool"
+    spec = server.requests[0].json()["toolConfig"]["tools"][0]["toolSpec"]
+    assert spec["name"] == "lookup_order" and spec["inputSchema"] == {"json": LOOKUP.parameters}

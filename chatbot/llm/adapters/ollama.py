@@ -17,7 +17,7 @@ import httpx
 from ..spec import EndpointSpec
 from ..types import ChatRequest, Event, Finish, ImagePart, TextDelta, ToolCallDelta, Usage
 from .base import fail, finish_reason, iter_line_batches, raise_for_status
-from .openai import auth_headers
+from .openai import auth_headers, tool_schemas
 
 
 def build_body(spec: EndpointSpec, request: ChatRequest) -> dict[str, Any]:
@@ -42,6 +42,8 @@ def build_body(spec: EndpointSpec, request: ChatRequest) -> dict[str, Any]:
     if request.stop:
         options["stop"] = list(request.stop)
     extra = dict(request.extra)
+    if request.tools:
+        extra.setdefault("tools", tool_schemas(request))
     options.update(extra.pop("options", None) or {})  # type: ignore[call-overload]
     return {"model": spec.model, "messages": messages, "stream": True, "options": options, **extra}
 

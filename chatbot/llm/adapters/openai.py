@@ -71,8 +71,21 @@ def build_body(spec: EndpointSpec, request: ChatRequest) -> dict[str, Any]:
         body["max_tokens"] = request.max_tokens
     if request.stop:
         body["stop"] = list(request.stop)
+    if request.tools:
+        body["tools"] = tool_schemas(request)
     body.update(request.extra)
     return body
+
+
+def tool_schemas(request: ChatRequest) -> list[dict[str, Any]]:
+    """The OpenAI `tools` shape, which Ollama accepts too."""
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+        }
+        for t in request.tools
+    ]
 
 
 def _usage(chunk: dict[str, Any]) -> Usage | None:
