@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test lint typecheck check serve-only clean help
+.PHONY: run test lint typecheck check serve-only clean help widget-assets
 
 help:
 	@echo "make run    - set up and serve Parley on http://$(HOST):$(PORT) with a demo tenant"
@@ -31,7 +31,7 @@ run: $(VENV)/.installed-run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo --port $(PORT)
-	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+	$(PY) manage.py serve --host $(HOST) --port $(PORT) --demo-port $$(($(PORT)+1))
 
 test: $(VENV)/.installed-dev
 	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
@@ -47,3 +47,14 @@ check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) var/static
+
+# The widget loader's minified copy, committed next to its source (a test checks it is current).
+# Needs node/npx; terser is pinned.
+TERSER ?= npx --yes terser@5.51.2
+widget-assets:
+	@sha=$$(sha256sum widget/static/widget/loader.js | cut -c1-16); \
+	{ echo "/*! Parley loader, built from loader.js sha256:$$sha */"; \
+	  $(TERSER) widget/static/widget/loader.js --compress --mangle --ecma 2017; \
+	} > widget/static/widget/loader.min.js.tmp
+	@mv widget/static/widget/loader.min.js.tmp widget/static/widget/loader.min.js
+	@gzip -9c widget/static/widget/loader.min.js | wc -c | xargs echo "loader.min.js gzip bytes:"

@@ -5,6 +5,7 @@ from chatbot.core import health, views
 
 urlpatterns = [
     path("", views.landing, name="landing"),
+    path("demo", views.demo, name="demo"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("accounts/", include("allauth.urls")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 PUBLIC_URL_NAMES: frozenset[str] = frozenset(
     {
         "landing",
+        "demo",
         "healthz",
         "readyz",
         # allauth: the pages one uses before being logged in.
@@ -27,6 +28,15 @@ PUBLIC_URL_NAMES: frozenset[str] = frozenset(
         "account_logout",
         "mfa_authenticate",
         "mfa_reauthenticate",
+        # The widget: loaded by host pages and their visitors (docs/widget-protocol.md).
+        "widget:loader",
+        "widget:config",
+        "widget:frame",
+        "widget:session",
+        "widget:send",
+        "widget:events",
+        "widget:upload",
+        "widget:attachment",
         # An invitation link explains itself to anyone; accepting it requires logging in.
         "tenants:invitation",
         # The REST API's schema and its reference page (every endpoint needs an API key).
@@ -41,4 +51,9 @@ PUBLIC_URL_NAMES: frozenset[str] = frozenset(
 PUBLIC_URL_PREFIXES: tuple[str, ...] = ("admin/",)
 
 # WebSocket routes that authenticate per connection with their own token (not a session).
-PUBLIC_WEBSOCKET_PATHS: frozenset[str] = frozenset()
+PUBLIC_WEBSOCKET_PATHS: frozenset[str] = frozenset(
+    {
+        # Origin-checked at the handshake, then a visitor session token in `hello`.
+        "ws/widget/<str:public_key>",
+    }
+)

@@ -15,6 +15,20 @@ from chatbot.tenants.models import Membership, Role, Tenant, User
 DEMO_EMAIL = "demo@parley.localhost"
 DEMO_PASSWORD = "parley-demo"
 DEMO_SLUG = "demo"
+# The demo bot's widget: title, suggested questions and appearance (chatbot/bots/models.py).
+DEMO_BOT_LOOK = {
+    "title": "Demo Company help",
+    "suggested_questions": [
+        "What does Demo Company do?",
+        "How do I get in touch with a person?",
+        "Where can I read your prices?",
+    ],
+    "accent_color": "#0f766e",
+    "position": "right",
+    "theme": "auto",
+    "launcher_icon": "chat",
+    "default_locale": "en",
+}
 
 
 class Command(BaseCommand):
@@ -42,9 +56,16 @@ class Command(BaseCommand):
                 "system_prompt": "You are the friendly assistant of Demo Company.",
                 "greeting": "Hi! Ask me anything about Demo Company.",
                 "allowed_origins": host_origins,
+                **DEMO_BOT_LOOK,
             },
         )
         if not created:
+            # Fill the widget's look on demo bots seeded before these fields existed.
+            missing = {k: v for k, v in DEMO_BOT_LOOK.items() if not getattr(bot, k)}
+            if missing:
+                for key, value in missing.items():
+                    setattr(bot, key, value)
+                bot.save(update_fields=[*missing, "updated_at"])
             merged = list(dict.fromkeys([*bot.allowed_origins, *host_origins]))
             if merged != bot.allowed_origins:
                 bot.allowed_origins = merged

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +22,13 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=1)
         parser.add_argument("--reload", action="store_true")
+        parser.add_argument(
+            "--demo-port",
+            type=int,
+            default=0,
+            help="also serve the demo host page (a web site on another origin that embeds the "
+            "demo bot with its snippet) on this port; `make run` uses PORT+1",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         problems = startup_problems()
@@ -26,6 +36,16 @@ class Command(BaseCommand):
             for line in problems:
                 self.stderr.write(f"parley: cannot start: {line}")
             sys.exit(2)
+
+        if options["demo_port"]:
+            demo = serve_demo_host(options["host"], options["demo_port"])
+            if demo is not None:
+                demo_url, _ = demo
+                # Read by the platform's /demo redirect (inherited by uvicorn's workers).
+                os.environ["PARLEY_DEMO_URL"] = demo_url
+                self.stdout.write(f"parley: demo host page on {demo_url}")
+            else:
+                self.stderr.write("parley: no demo bot (run `manage.py seed_demo`); no demo page")
 
         import uvicorn
 
@@ -44,3 +64,59 @@ class Command(BaseCommand):
             log_config=None,  # Django's LOGGING already formats every line
             proxy_headers=True,
         )
+
+
+def render_demo_host() -> str | None:
+    """The demo host page for the demo tenant's bot, with exactly the snippet the bot's page
+    shows tenants; None when the demo has not been seeded."""
+    from django.template.loader import render_to_string
+
+    from chatbot.bots.models import Bot
+    from chatbot.bots.snippets import embed_snippet
+    from chatbot.core.management.commands.seed_demo import DEMO_SLUG
+
+    bot = Bot.objects.filter(tenant__slug=DEMO_SLUG).order_by("pk").first()
+    if bot is None:
+        return None
+    return render_to_string(
+        "widget/demo_host.html",
+        {
+            "snippet": embed_snippet(bot),
+            "company": bot.tenant.name,
+            "bot_name": bot.name,
+            "platform": settings.SITE_URL,
+        },
+    )
+
+
+def serve_demo_host(host: str, port: int) -> tuple[str, ThreadingHTTPServer] | None:
+    """Serve the demo host page from a tiny threaded HTTP server (a daemon thread), so that
+    the widget runs on an origin other than the platform's, as on a customer's site."""
+    page = render_demo_host()
+    if page is None:
+        return None
+    body = page.encode()
+
+    class DemoHost(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/favicon.ico":
+                self.send_response(204)  # no icon, and no 404 in the browser's console
+                self.end_headers()
+                return
+            if self.path.split("?")[0] not in ("/", "/index.html"):
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the platform's own log is the one that matters
+
+    server = ThreadingHTTPServer((host, port), DemoHost)
+    threading.Thread(target=server.serve_forever, name="demo-host", daemon=True).start()
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (display only)
+    return f"http://{shown}:{port}/", server

@@ -1,0 +1,439 @@
+"""Every write to visitors, conversations and messages, and the reply task registry.
+
+Views and consumers parse and authorise, then call one of these. Broadcasts go out in
+`transaction.on_commit`. The reply task is started and cancelled only here
+(`start_reply` / `cancel_reply`), so agent takeover has one place to stop the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chatbot.bots.models import Bot
+
+from .broadcast import broadcast
+from .models import (
+    Attachment,
+    Conversation,
+    Feedback,
+    Message,
+    MessageStatus,
+    Role,
+    Status,
+    Visitor,
+)
+from .payloads import message_payload
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 4000
+MAX_ATTACHMENTS = 4
+ATTACHMENT_CLAIM_WINDOW = timedelta(hours=1)
+STALE_REPLY_AFTER = timedelta(minutes=10)
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class ActionError(Exception):
+    """A refusal the visitor can act on; `code` is the protocol's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- Visitors ---------------------------------------------------------------------------------
+
+
+def open_visitor(
+    bot: Bot,
+    *,
+    resume_visitor_id: str | None = None,
+    identity: Any = None,
+    locale: str = "",
+) -> Visitor:
+    """The visitor for a new widget session.
+
+    A verified identity (already checked by the caller) selects that host user's visitor.
+    A resume id brings back an *anonymous* visitor only: a verified visitor is reachable with
+    a valid identity token and nothing else, and nothing anonymous merges into it.
+    """
+    if identity is not None:
+        for _ in range(2):  # a concurrent first visit may win the unique constraint
+            visitor = Visitor.objects.filter(
+                bot=bot, verified=True, external_id=identity.external_id
+            ).first()
+            if visitor is not None:
+                changed = [
+                    f
+                    for f, v in (("name", identity.name), ("email", identity.email))
+                    if v and getattr(visitor, f) != v
+                ]
+                for field in changed:
+                    setattr(visitor, field, getattr(identity, field))
+                visitor.save(update_fields=[*changed, "last_seen_at"])
+                return visitor
+            try:
+                with transaction.atomic():
+                    return Visitor.objects.create(
+                        bot=bot,
+                        verified=True,
+                        external_id=identity.external_id,
+                        name=identity.name,
+                        email=identity.email,
+                        locale=locale[:10],
+                    )
+            except IntegrityError:
+                continue
+        raise ActionError("bad_request", "Could not open the visitor session; try again.")
+    if resume_visitor_id:
+        visitor = Visitor.objects.filter(
+            bot=bot, public_id=resume_visitor_id, verified=False
+        ).first()
+        if visitor is not None:
+            visitor.save(update_fields=["last_seen_at"])
+            return visitor
+    return Visitor.objects.create(bot=bot, locale=locale[:10])
+
+
+# --- Conversations ----------------------------------------------------------------------------
+
+
+def start_conversation(visitor: Visitor) -> Conversation:
+    return Conversation.objects.create(bot_id=visitor.bot_id, visitor=visitor)
+
+
+def _lock(conversation_id: int) -> Conversation:
+    # select_for_update locks the row on PostgreSQL; on SQLite the IMMEDIATE transaction
+    # already serialises writers, and select_for_update is a no-op.
+    return Conversation.objects.select_for_update().get(pk=conversation_id)
+
+
+def _next_seq(conversation: Conversation) -> int:
+    conversation.last_seq += 1
+    conversation.save(update_fields=["last_seq", "updated_at"])
+    return conversation.last_seq
+
+
+def _announce(message: Message) -> None:
+    payload = message_payload(message)
+    conversation_id = message.conversation_id
+    transaction.on_commit(
+        lambda: broadcast(conversation_id, {"type": "message", "message": payload})
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    message: Message
+    conversation: Conversation
+    duplicate: bool
+    reply_wanted: bool
+
+
+def receive_visitor_message(
+    visitor: Visitor,
+    conversation: Conversation | None,
+    *,
+    client_id: object,
+    text: object,
+    attachment_ids: Sequence[object] = (),
+) -> Received:
+    """Store a visitor message exactly once per `client_id`, before anything is relayed."""
+    if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
+        raise ActionError("bad_request", "client_id must be 1-64 letters, digits, - or _.")
+    if not isinstance(text, str):
+        raise ActionError("bad_request", "text must be a string.")
+    text = text.strip()
+    if len(text) > MAX_TEXT_CHARS:
+        raise ActionError("bad_request", f"A message is at most {MAX_TEXT_CHARS} characters.")
+    if not isinstance(attachment_ids, list | tuple) or len(attachment_ids) > MAX_ATTACHMENTS:
+        raise ActionError("bad_request", f"At most {MAX_ATTACHMENTS} attachments per message.")
+    ids = {a for a in attachment_ids if isinstance(a, str)}
+    if len(ids) != len(attachment_ids):
+        raise ActionError("bad_request", "attachment_ids must be a list of ids.")
+    if not text and not ids:
+        raise ActionError("bad_request", "The message is empty.")
+
+    # A resend (same client_id) answers with the stored message wherever it landed, even if
+    # the first send created the conversation and the client never learnt its id.
+    earlier = (
+        Message.objects.filter(conversation__visitor=visitor, client_id=client_id)
+        .select_related("conversation")
+        .first()
+    )
+    if earlier is not None:
+        return Received(earlier, earlier.conversation, duplicate=True, reply_wanted=False)
+
+    with transaction.atomic():
+        if conversation is None:
+            conversation = start_conversation(visitor)
+        locked = _lock(conversation.pk)
+        if locked.visitor_id != visitor.pk:
+            raise ActionError("not_found", "No such conversation.")
+        if locked.status == Status.CLOSED:
+            raise ActionError(
+                "conversation_closed", "This conversation is closed; start a new one."
+            )
+        existing = Message.objects.filter(conversation=locked, client_id=client_id).first()
+        if existing is not None:
+            return Received(existing, locked, duplicate=True, reply_wanted=False)
+        attachments = list(
+            Attachment.objects.filter(
+                visitor=visitor,
+                public_id__in=ids,
+                message__isnull=True,
+                created_at__gte=timezone.now() - ATTACHMENT_CLAIM_WINDOW,
+            )
+        )
+        if len(attachments) != len(ids):
+            raise ActionError("not_found", "An attachment is unknown or already used.")
+        message = Message.objects.create(
+            conversation=locked,
+            seq=_next_seq(locked),
+            client_id=client_id,
+            role=Role.VISITOR,
+            text=text,
+        )
+        if attachments:
+            Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
+        _announce(message)
+    return Received(message, locked, duplicate=False, reply_wanted=locked.status == Status.BOT)
+
+
+def set_feedback(
+    visitor: Visitor, conversation: Conversation, seq: object, value: object
+) -> Message:
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise ActionError("bad_request", "seq must be a number.")
+    if value not in ("up", "down", None):
+        raise ActionError("bad_request", 'value must be "up", "down" or null.')
+    with transaction.atomic():
+        message = Message.objects.filter(
+            conversation=conversation,
+            conversation__visitor=visitor,
+            seq=seq,
+            role=Role.ASSISTANT,
+        ).first()
+        if message is None:
+            raise ActionError("not_found", "No such reply in this conversation.")
+        message.feedback = value or Feedback.NONE
+        message.save(update_fields=["feedback", "updated_at"])
+        _announce(message)
+    return message
+
+
+def request_handoff(visitor: Visitor, conversation: Conversation) -> Message | None:
+    """The visitor asks for a person: the bot steps back and the inbox shows it waiting."""
+    with transaction.atomic():
+        locked = _lock(conversation.pk)
+        if locked.visitor_id != visitor.pk:
+            raise ActionError("not_found", "No such conversation.")
+        if locked.status != Status.BOT:
+            return None
+        locked.status = Status.WAITING
+        locked.save(update_fields=["status", "updated_at"])
+        message = Message.objects.create(
+            conversation=locked,
+            seq=_next_seq(locked),
+            role=Role.SYSTEM,
+            text="handoff.requested",
+        )
+        _announce(message)
+    cancel_reply(conversation.pk)
+    return message
+
+
+# --- Replies (rows) ---------------------------------------------------------------------------
+
+
+def create_reply_message(conversation_id: int) -> Message | None:
+    """The assistant's row, `streaming`, or None when the bot no longer answers here."""
+    with transaction.atomic():
+        locked = _lock(conversation_id)
+        if locked.status != Status.BOT:
+            return None
+        message = Message.objects.create(
+            conversation=locked,
+            seq=_next_seq(locked),
+            role=Role.ASSISTANT,
+            status=MessageStatus.STREAMING,
+        )
+        _announce(message)
+    return message
+
+
+def save_partial_reply(message_id: int, text: str) -> bool:
+    """Persist the text so far; False when the reply should stop (agent took over)."""
+    Message.objects.filter(pk=message_id, status=MessageStatus.STREAMING).update(
+        text=text, updated_at=timezone.now()
+    )
+    return Conversation.objects.filter(messages__pk=message_id, status=Status.BOT).exists()
+
+
+def finish_reply(
+    message_id: int,
+    *,
+    text: str,
+    status: str,
+    error_code: str = "",
+    error_message: str = "",
+    model: str = "",
+    endpoint: str = "",
+    tokens_in: int | None = None,
+    tokens_out: int | None = None,
+    ttft_ms: int | None = None,
+    duration_ms: int | None = None,
+    citations: Sequence[dict[str, str]] = (),
+) -> Message:
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message_id)
+        message.text = text
+        message.status = status
+        message.error_code = error_code[:32]
+        message.error_message = error_message[:500]
+        message.model = model[:200]
+        message.endpoint = endpoint[:200]
+        message.tokens_in = tokens_in
+        message.tokens_out = tokens_out
+        message.ttft_ms = ttft_ms
+        message.duration_ms = duration_ms
+        message.citations = list(citations)
+        message.save()
+        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=timezone.now())
+        _announce(message)
+    return message
+
+
+def sweep_stale_replies(older_than: timedelta = STALE_REPLY_AFTER) -> int:
+    """Mark replies left `streaming` by a process that died as incomplete."""
+    cutoff = timezone.now() - older_than
+    stale = list(
+        Message.objects.filter(status=MessageStatus.STREAMING, updated_at__lt=cutoff).values_list(
+            "pk", "text"
+        )
+    )
+    for pk, text in stale:
+        finish_reply(
+            pk,
+            text=text,
+            status=MessageStatus.INCOMPLETE if text else MessageStatus.FAILED,
+            error_code="interrupted",
+            error_message="The reply was interrupted.",
+        )
+    return len(stale)
+
+
+def can_retry_reply(visitor: Visitor, conversation: Conversation) -> bool:
+    last = (
+        Message.objects.filter(conversation=conversation)
+        .exclude(role__in=[Role.NOTE, Role.SYSTEM])
+        .order_by("-seq")
+        .first()
+    )
+    if conversation.visitor_id != visitor.pk or conversation.status != Status.BOT:
+        return False
+    if last is None:
+        return False
+    return last.role == Role.VISITOR or (
+        last.role == Role.ASSISTANT
+        and last.status in (MessageStatus.INCOMPLETE, MessageStatus.FAILED)
+    )
+
+
+# --- The reply task registry ------------------------------------------------------------------
+# Tasks belong to this process's event loop, not to a socket: a visitor who disconnects
+# mid-reply still gets the reply stored. Another process stops a reply by changing the
+# conversation's status (the task checks it each time it saves partial text).
+
+_running: dict[int, asyncio.Task[None]] = {}
+
+
+def start_reply(conversation_id: int) -> asyncio.Task[None]:
+    """Start (or queue behind the running one) the bot's reply in this conversation."""
+    from .replies import run_reply
+
+    previous = _running.get(conversation_id)
+
+    async def runner() -> None:
+        if previous is not None and not previous.done():
+            # Its own failure is already recorded on its message.
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(previous)
+        await run_reply(conversation_id)
+
+    # A fresh context: the task must not inherit the request's thread-sensitive executor
+    # (asgiref), which is shut down when the request that started the reply ends.
+    task = asyncio.get_running_loop().create_task(
+        runner(), name=f"reply:{conversation_id}", context=contextvars.Context()
+    )
+    _running[conversation_id] = task
+
+    def forget(done: asyncio.Task[None]) -> None:
+        if _running.get(conversation_id) is done:
+            del _running[conversation_id]
+        if not done.cancelled() and done.exception() is not None:
+            log.error("reply task failed", exc_info=done.exception())
+
+    task.add_done_callback(forget)
+    return task
+
+
+def cancel_reply(conversation_id: int) -> bool:
+    """Stop this process's reply in the conversation (the task stores what it had)."""
+    task = _running.get(conversation_id)
+    if task is None or task.done():
+        return False
+    # Callers may be in a worker thread (sync actions); cancel on the task's own loop.
+    task.get_loop().call_soon_threadsafe(task.cancel)
+    return True
+
+
+def running_reply(conversation_id: int) -> asyncio.Task[None] | None:
+    return _running.get(conversation_id)
+
+
+async def wait_for_replies() -> None:
+    """Wait until every reply task of this process is done (tests, graceful shutdown)."""
+    while _running:
+        await asyncio.gather(*list(_running.values()), return_exceptions=True)
+
+
+# --- Attachments ------------------------------------------------------------------------------
+
+
+def store_attachment(visitor: Visitor, data: bytes) -> Attachment:
+    """Validate and re-encode an upload, store it under a generated name (ImageRejected)."""
+    import hashlib
+    import secrets
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from .images import clean_image
+
+    image = clean_image(data)
+    extension = "png" if image.content_type == "image/png" else "jpg"
+    name = f"widget-attachments/{visitor.bot_id}/{secrets.token_hex(16)}.{extension}"
+    stored = default_storage.save(name, ContentFile(image.data))
+    return Attachment.objects.create(
+        bot_id=visitor.bot_id,
+        visitor=visitor,
+        content_type=image.content_type,
+        size=len(image.data),
+        width=image.width,
+        height=image.height,
+        sha256=hashlib.sha256(image.data).hexdigest(),
+        stored_name=stored,
+    )

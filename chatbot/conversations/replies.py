@@ -1,0 +1,251 @@
+"""The bot's reply: assemble the history, stream from the model route, publish, persist.
+
+Started only through `actions.start_reply`. The text so far lives in the shared cache
+(updated before each delta is broadcast) and in the message row (every few seconds), so a
+visitor reconnecting to any process gets it; see docs/widget-protocol.md, "Where the
+streaming text lives".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.core.cache import cache
+
+from chatbot.bots.models import Bot
+from chatbot.llm.types import (
+    ChatMessage,
+    Event,
+    Finish,
+    ImagePart,
+    Routed,
+    StreamError,
+    TextDelta,
+    TextPart,
+    Usage,
+)
+
+from . import actions
+from .broadcast import abroadcast
+from .models import Conversation, Message, MessageStatus, Role
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY_SECONDS = 0.05
+PERSIST_EVERY_SECONDS = 2.0
+HISTORY_MESSAGES = 30
+PARTIAL_TTL_SECONDS = 600
+
+
+def partial_key(message_id: int) -> str:
+    return f"reply:{int(message_id)}"
+
+
+def read_partial(message_id: int) -> str | None:
+    value = cache.get(partial_key(message_id))
+    return value if isinstance(value, str) else None
+
+
+async def stream_reply(
+    bot: Bot, history: Sequence[ChatMessage], *, knowledge: Sequence[Any] = ()
+) -> AsyncIterator[Event]:
+    """The LLM service's `stream_reply`, imported late so this module loads without it."""
+    try:
+        from chatbot.llm.service import stream_reply as service_stream_reply
+    except ImportError:
+        yield Finish("error", StreamError("offline", "No model service is installed."))
+        return
+    async for event in service_stream_reply(bot, history, knowledge=knowledge):
+        yield event
+
+
+def route_accepts_images(bot: Bot) -> bool:
+    try:
+        from chatbot.llm.service import route_accepts_images as accepts
+    except ImportError:
+        return False
+    return bool(accepts(bot))
+
+
+def bot_model_status(bot: Bot) -> str:
+    try:
+        from chatbot.llm.service import bot_model_status as status
+    except ImportError:
+        return "offline"
+    return str(status(bot))
+
+
+def _retrieve(bot: Bot, query: str) -> list[Any]:
+    try:
+        from chatbot.knowledge.retrieval import retrieve
+    except ImportError:
+        return []
+    try:
+        return list(retrieve(bot, query, k=5))
+    except Exception:  # knowledge is a bonus: a failing index must not cost the reply
+        log.exception("knowledge retrieval failed for bot %s", bot.pk)
+        return []
+
+
+def _load_context(conversation_id: int) -> tuple[Bot, list[ChatMessage], list[Any], bool]:
+    conversation = Conversation.objects.select_related("bot").get(pk=conversation_id)
+    bot = conversation.bot
+    rows = list(
+        Message.objects.filter(conversation=conversation)
+        .exclude(role__in=[Role.NOTE, Role.SYSTEM])
+        .exclude(status__in=[MessageStatus.STREAMING, MessageStatus.FAILED])
+        .prefetch_related("attachments")
+        .order_by("-seq")[:HISTORY_MESSAGES]
+    )
+    rows.reverse()
+    with_images = route_accepts_images(bot)
+    history: list[ChatMessage] = []
+    for row in rows:
+        if row.role == Role.VISITOR:
+            parts: list[TextPart | ImagePart] = []
+            if with_images:
+                for attachment in row.attachments.all():
+                    try:
+                        from django.core.files.storage import default_storage
+
+                        with default_storage.open(attachment.stored_name) as handle:
+                            parts.append(ImagePart(handle.read(), attachment.content_type))
+                    except OSError:
+                        log.warning("attachment %s is missing", attachment.public_id)
+            if row.text:
+                parts.append(TextPart(row.text))
+            if parts:
+                history.append(ChatMessage("user", tuple(parts)))
+        elif row.text:
+            history.append(ChatMessage.text("assistant", row.text))
+    last_visitor = next((r.text for r in reversed(rows) if r.role == Role.VISITOR), "")
+    knowledge = _retrieve(bot, last_visitor) if last_visitor else []
+    return bot, history, knowledge, with_images
+
+
+def _citations(knowledge: Sequence[Any]) -> list[dict[str, str]]:
+    seen: dict[tuple[str, str], None] = {}
+    for passage in knowledge:
+        title = str(getattr(passage, "title", "") or "")
+        url = str(getattr(passage, "url", "") or "")
+        if title or url:
+            seen[(title, url)] = None
+    return [{"title": t, "url": u} for t, u in seen]
+
+
+async def run_reply(conversation_id: int) -> None:
+    message = await database_sync_to_async(actions.create_reply_message)(conversation_id)
+    if message is None:
+        return
+    bot, history, knowledge, _ = await database_sync_to_async(_load_context)(conversation_id)
+
+    text = ""
+    sent = 0  # characters already broadcast
+    started = time.monotonic()
+    ttft_ms: int | None = None
+    meta: dict[str, Any] = {}
+    error: StreamError | None = None
+    stop_reason: StreamError | None = None
+    flush_lock = asyncio.Lock()
+    reply_task = asyncio.current_task()
+
+    async def flush() -> None:
+        nonlocal sent
+        async with flush_lock:
+            if sent == len(text):
+                return
+            snapshot = text
+            # Cache first, then broadcast: a reader who subscribed and then read the cache
+            # never misses the text in between.
+            await cache.aset(partial_key(message.pk), snapshot, timeout=PARTIAL_TTL_SECONDS)
+            delta = {"type": "delta", "seq": message.seq, "offset": sent, "text": snapshot[sent:]}
+            sent = len(snapshot)
+            await abroadcast(conversation_id, delta)
+
+    async def flusher() -> None:
+        """Batch deltas every FLUSH_EVERY_SECONDS and save the row every few seconds, also
+        while the model stalls; stop the reply when the bot no longer owns the conversation."""
+        nonlocal stop_reason
+        last_persist = time.monotonic()
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_SECONDS)
+            await flush()
+            if time.monotonic() - last_persist >= PERSIST_EVERY_SECONDS:
+                last_persist = time.monotonic()
+                keep_going = await database_sync_to_async(actions.save_partial_reply)(
+                    message.pk, text
+                )
+                if not keep_going and reply_task is not None:
+                    stop_reason = StreamError("cancelled", "A person took over the conversation.")
+                    reply_task.cancel()
+                    return
+
+    flusher_task = asyncio.create_task(flusher())
+    try:
+        async for event in stream_reply(bot, history, knowledge=knowledge):
+            if isinstance(event, Routed):
+                meta["endpoint"], meta["model"] = event.endpoint, event.model
+            elif isinstance(event, TextDelta):
+                if ttft_ms is None:
+                    ttft_ms = int((time.monotonic() - started) * 1000)
+                text += event.text
+            elif isinstance(event, Usage):
+                meta["tokens_in"] = event.prompt_tokens
+                meta["tokens_out"] = event.completion_tokens
+            elif isinstance(event, Finish):
+                if event.error is not None:
+                    error = event.error
+                break
+    except asyncio.CancelledError:
+        flusher_task.cancel()
+        error = stop_reason or StreamError("cancelled", "The reply was stopped.")
+        await _store(message, text, error, meta, ttft_ms, started, knowledge, flush)
+        if stop_reason is not None:
+            return  # stopped by us (takeover), not by whoever cancels this task
+        raise
+    except Exception as exc:  # a bug in a layer below must still leave a stored outcome
+        log.exception("reply for conversation %s failed", conversation_id)
+        error = StreamError("upstream", f"The reply failed: {type(exc).__name__}")
+    flusher_task.cancel()
+    await _store(message, text, error, meta, ttft_ms, started, knowledge, flush)
+
+
+async def _store(
+    message: Message,
+    text: str,
+    error: StreamError | None,
+    meta: dict[str, Any],
+    ttft_ms: int | None,
+    started: float,
+    knowledge: Sequence[Any],
+    flush: Any,
+) -> None:
+    await asyncio.shield(flush())
+    if error is None:
+        status = MessageStatus.COMPLETE
+    elif text:
+        status = MessageStatus.INCOMPLETE
+    else:
+        status = MessageStatus.FAILED
+    await asyncio.shield(
+        database_sync_to_async(actions.finish_reply)(
+            message.pk,
+            text=text,
+            status=status,
+            error_code=error.code if error else "",
+            error_message=error.message if error else "",
+            model=meta.get("model", ""),
+            endpoint=meta.get("endpoint", ""),
+            tokens_in=meta.get("tokens_in"),
+            tokens_out=meta.get("tokens_out"),
+            ttft_ms=ttft_ms,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            citations=_citations(knowledge) if status == MessageStatus.COMPLETE else (),
+        )
+    )
+    await cache.adelete(partial_key(message.pk))

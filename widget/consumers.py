@@ -1,0 +1,215 @@
+"""The widget's WebSocket: `/ws/widget/<public key>` (docs/widget-protocol.md, section 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from chatbot.bots.models import Bot
+from chatbot.conversations import actions
+from chatbot.conversations.broadcast import group_for
+
+from . import ratelimit
+from .session import (
+    FrameError,
+    WidgetSession,
+    authenticate,
+    handshake_origin_allowed,
+    parse_frame,
+)
+from .tokens import TokenError
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_SECONDS = 10.0
+
+
+class Close:
+    PROTOCOL = 4000
+    BAD_TOKEN = 4001
+    TOKEN_EXPIRED = 4002
+    ORIGIN_NOT_ALLOWED = 4003
+    BOT_DISABLED = 4004
+    TOO_LARGE = 4009
+    RATE_LIMITED = 4029
+
+
+TOKEN_CLOSE_CODES = {
+    "bad_token": Close.BAD_TOKEN,
+    "token_expired": Close.TOKEN_EXPIRED,
+    "origin_not_allowed": Close.ORIGIN_NOT_ALLOWED,
+    "bot_disabled": Close.BOT_DISABLED,
+}
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            try:
+                return str(value.decode("latin-1"))
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def client_ip(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class WidgetConsumer(AsyncWebsocketConsumer):
+    session: WidgetSession | None = None
+    group: str | None = None
+    hello_timer: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        key = self.scope["url_route"]["kwargs"]["public_key"]
+        origin = _header(self.scope, b"origin")
+        bot = await database_sync_to_async(Bot.objects.filter(public_key=key).first)()
+        # Refused before accept (the browser sees a failed handshake): no bot, no or a
+        # foreign Origin. Exact string match, so look-alike hosts never pass.
+        if bot is None or not bot.enabled or not handshake_origin_allowed(bot, origin):
+            log.info("widget handshake refused (key=%s origin=%r)", key[:12], origin)
+            await self.close()
+            return
+        self.bot = bot
+        self.origin = origin
+        self.ip = client_ip(self.scope)
+        await self.accept()
+        try:
+            await database_sync_to_async(ratelimit.hit)("connect:ip", self.ip)
+        except ratelimit.RateLimited as exc:
+            await self.close(code=Close.RATE_LIMITED, reason=f"rate_limited:{exc.retry_after}")
+            return
+        self.hello_timer = asyncio.create_task(self._hello_deadline())
+
+    async def _hello_deadline(self) -> None:
+        await asyncio.sleep(HELLO_TIMEOUT_SECONDS)
+        if self.session is None:
+            await self.close(code=Close.PROTOCOL, reason="protocol")
+
+    async def disconnect(self, code: int) -> None:
+        if self.hello_timer is not None:
+            self.hello_timer.cancel()
+        await self._leave_group()
+
+    async def _leave_group(self) -> None:
+        if self.group is not None and self.channel_layer is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        self.group = None
+
+    async def _follow(self) -> None:
+        """Subscribe to the session's current conversation (before reading its state)."""
+        session = self.session
+        assert session is not None
+        wanted = group_for(session.conversation.pk) if session.conversation else None
+        if wanted == self.group:
+            return
+        await self._leave_group()
+        if wanted is not None and self.channel_layer is not None:
+            await self.channel_layer.group_add(wanted, self.channel_name)
+            self.group = wanted
+
+    async def send_json(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(event, separators=(",", ":")))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self.send_json(
+                FrameError("binary", "Binary frames are not supported; send JSON text.").as_event()
+            )
+            return
+        try:
+            frame = parse_frame(text_data)
+        except FrameError as exc:
+            if exc.code == "too_large":
+                await self.close(code=Close.TOO_LARGE, reason="too_large")
+            else:
+                await self.send_json(exc.as_event())
+            return
+        if self.session is not None and self.session.claims.expired:
+            await self.close(code=Close.TOKEN_EXPIRED, reason="token_expired")
+            return
+        try:
+            if frame["type"] == "hello":
+                await self._hello(frame)
+            elif self.session is None:
+                raise FrameError("not_ready", "Send hello first.")
+            elif frame["type"] == "token.refresh":
+                await self._refresh(frame)
+            else:
+                await self._handle(frame)
+        except FrameError as exc:
+            extra = (
+                {"client_id": frame["client_id"]} if isinstance(frame.get("client_id"), str) else {}
+            )
+            await self.send_json(exc.as_event(**extra))
+        except TokenError as exc:
+            await self.close(code=TOKEN_CLOSE_CODES.get(exc.code, Close.BAD_TOKEN), reason=exc.code)
+
+    async def _hello(self, frame: dict[str, Any]) -> None:
+        if self.session is not None:
+            raise FrameError("bad_request", "hello was already sent.")
+        bot, visitor, claims = await database_sync_to_async(authenticate)(
+            frame.get("token"), bot=self.bot
+        )
+        # A page (not our frame) connecting directly must be the page the token was for.
+        if self.origin != claims.origin and not handshake_origin_is_frame(self.origin):
+            raise TokenError("origin_not_allowed", "The token is for another site.")
+        session = WidgetSession(bot, visitor, claims, self.ip, sender=self.channel_name)
+        session.conversation = await database_sync_to_async(session.sync_select)(
+            frame.get("conversation")
+        )
+        self.session = session
+        if self.hello_timer is not None:
+            self.hello_timer.cancel()
+        await self._follow()
+        for event in await database_sync_to_async(session.sync_ready)(
+            frame.get("resume_after_seq") or 0
+        ):
+            await self.send_json(event)
+
+    async def _refresh(self, frame: dict[str, Any]) -> None:
+        assert self.session is not None
+        _bot, visitor, claims = await database_sync_to_async(authenticate)(
+            frame.get("token"), bot=self.bot
+        )
+        if visitor.pk != self.session.visitor.pk:
+            raise FrameError("bad_request", "A refreshed token must be for the same visitor.")
+        self.session.claims = claims
+
+    async def _handle(self, frame: dict[str, Any]) -> None:
+        session = self.session
+        assert session is not None
+        events, reply_conversation = await session.handle(frame)
+        # Follow a newly created or reopened conversation before anything is said in it.
+        await self._follow()
+        for event in events:
+            await self.send_json(event)
+        if reply_conversation is not None:
+            actions.start_reply(reply_conversation)
+
+    async def conv_event(self, message: dict[str, Any]) -> None:
+        if self.session is None:
+            return
+        event = self.session.filter_event(message["event"])
+        if event is not None:
+            await self.send_json(event)
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        if self.hello_timer is not None and self.hello_timer is not asyncio.current_task():
+            self.hello_timer.cancel()
+        with contextlib.suppress(Exception):
+            await super().close(code=code, reason=reason)
+
+
+def handshake_origin_is_frame(origin: str | None) -> bool:
+    from .tokens import site_origin
+
+    return origin == site_origin()

@@ -1,0 +1,340 @@
+"""One visitor's widget session, shared by the WebSocket consumer and the HTTP fallback.
+
+The transport parses frames and delivers events; this class authenticates the token, turns
+client frames into calls to `chatbot.conversations.actions`, replays missed messages and
+filters the conversation group's events for this visitor (docs/widget-protocol.md).
+Methods prefixed `sync_` touch the database and run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from chatbot.bots.models import Bot
+from chatbot.conversations import actions
+from chatbot.conversations.actions import ActionError
+from chatbot.conversations.models import Conversation, Message, MessageStatus, Role, Visitor
+from chatbot.conversations.payloads import conversation_payload, message_payload
+from chatbot.conversations.replies import read_partial
+
+from . import ratelimit
+from .tokens import TokenError, VisitorClaims, check_claims_for_bot, read_session_token, site_origin
+
+MAX_FRAME_CHARS = 64 * 1024
+MAX_DEPTH = 32
+CONVERSATION_LIST_LIMIT = 20
+# Group events a visitor may see; anything else on the group (agents' notes, inbox
+# bookkeeping) stays server-side.
+VISITOR_EVENTS = frozenset({"message", "delta", "typing", "agent.joined", "conversation"})
+
+
+class FrameError(Exception):
+    """A client frame that fails; answered with an error frame, the session stays up."""
+
+    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+    def as_event(self, **extra: Any) -> dict[str, Any]:
+        event: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            event["retry_after"] = self.retry_after
+        event.update(extra)
+        return event
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, iteratively (a recursive walk is what deep JSON is meant to break)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def parse_frame(text: str) -> dict[str, Any]:
+    """A client frame as a dict with a string `type`, or FrameError."""
+    if len(text) > MAX_FRAME_CHARS:
+        raise FrameError("too_large", f"A frame is at most {MAX_FRAME_CHARS} characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FrameError("bad_request", "The frame is not valid UTF-8.") from None
+    try:
+        frame = json.loads(text)
+    except RecursionError:
+        raise FrameError("bad_request", "The frame is nested too deeply.") from None
+    except ValueError:
+        raise FrameError("bad_request", "The frame is not valid JSON.") from None
+    if not isinstance(frame, dict):
+        raise FrameError("bad_request", "A frame is a JSON object with a type.")
+    if _depth(frame) > MAX_DEPTH:
+        raise FrameError("bad_request", "The frame is nested too deeply.")
+    if not isinstance(frame.get("type"), str):
+        raise FrameError("bad_request", "A frame needs a string `type`.")
+    return frame
+
+
+def visitor_payload(visitor: Visitor) -> dict[str, Any]:
+    return {"id": visitor.public_id, "name": visitor.name, "verified": visitor.verified}
+
+
+def authenticate(token: object, *, bot: Bot | None = None) -> tuple[Bot, Visitor, VisitorClaims]:
+    """Check a session token (sync). Raises TokenError; `bot_disabled` for a disabled bot."""
+    claims = read_session_token(token)
+    if bot is None:
+        bot = Bot.objects.filter(public_key=claims.bot_key).first()
+        if bot is None:
+            raise TokenError("bad_token", "The session token is for an unknown bot.")
+    check_claims_for_bot(claims, bot)
+    if not bot.enabled:
+        raise TokenError("bot_disabled", "This assistant is not available.")
+    visitor = Visitor.objects.filter(bot=bot, public_id=claims.visitor_id).first()
+    if visitor is None:
+        raise TokenError("bad_token", "The session token names an unknown visitor.")
+    return bot, visitor, claims
+
+
+def handshake_origin_allowed(bot: Bot, origin: str | None) -> bool:
+    """The frame (platform origin) or a page on one of the bot's allowed origins."""
+    return bool(origin) and (origin == site_origin() or bot.allows_origin(origin))
+
+
+@dataclass
+class WidgetSession:
+    bot: Bot
+    visitor: Visitor
+    claims: VisitorClaims
+    ip: str
+    conversation: Conversation | None = None
+    # seq → characters of that streaming message this client already has.
+    streamed: dict[int, int] = field(default_factory=dict)
+    sender: str = ""
+
+    # --- Opening a conversation -------------------------------------------------------------
+
+    def sync_select(self, public_id: object) -> Conversation | None:
+        """The visitor's named conversation, else their most recent open one, else None."""
+        visitor_conversations = Conversation.objects.filter(visitor=self.visitor)
+        if public_id is not None:
+            if not isinstance(public_id, str):
+                raise FrameError("bad_request", "conversation must be an id.")
+            conversation = visitor_conversations.filter(public_id=public_id).first()
+            if conversation is None:
+                raise FrameError("not_found", "No such conversation.")
+            return conversation
+        return visitor_conversations.exclude(status="closed").order_by("-updated_at").first()
+
+    def sync_ready(self, after_seq: object = 0) -> list[dict[str, Any]]:
+        """`ready`, then every message after `after_seq`, the streaming one with its text."""
+        if after_seq is None:
+            after_seq = 0
+        if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
+            raise FrameError("bad_request", "resume_after_seq must be a whole number.")
+        self.streamed.clear()
+        conversation = self.conversation
+        if conversation is not None:
+            conversation.refresh_from_db()
+        events: list[dict[str, Any]] = [
+            {
+                "type": "ready",
+                "conversation": conversation_payload(conversation) if conversation else None,
+                "visitor": visitor_payload(self.visitor),
+                "last_seq": conversation.last_seq if conversation else 0,
+            }
+        ]
+        if conversation is None:
+            return events
+        stale_before = timezone.now() - actions.STALE_REPLY_AFTER
+        rows = (
+            Message.objects.filter(conversation=conversation, seq__gt=after_seq)
+            .exclude(role=Role.NOTE)
+            .select_related("author")
+            .prefetch_related("attachments")
+            .order_by("seq")
+        )
+        for row in rows:
+            text = None
+            if row.status == MessageStatus.STREAMING and row.updated_at < stale_before:
+                # Its process died (a live reply saves every few seconds): settle it now.
+                row = actions.finish_reply(
+                    row.pk,
+                    text=row.text,
+                    status=MessageStatus.INCOMPLETE if row.text else MessageStatus.FAILED,
+                    error_code="interrupted",
+                    error_message="The reply was interrupted.",
+                )
+            if row.status == MessageStatus.STREAMING:
+                partial = read_partial(row.pk)
+                # The cache is newer than the row unless the cache lost it (restart).
+                text = (
+                    partial if partial is not None and len(partial) >= len(row.text) else row.text
+                )
+                self.streamed[row.seq] = len(text)
+            events.append({"type": "message", "message": message_payload(row, text=text)})
+        return events
+
+    # --- Filtering the group's events -------------------------------------------------------
+
+    def filter_event(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        kind = event.get("type")
+        if kind not in VISITOR_EVENTS:
+            return None
+        if kind == "typing":
+            if event.get("sender") == self.sender:
+                return None
+            return {"type": "typing", "who": event.get("who", "agent")}
+        if kind == "message":
+            message = event["message"]
+            if message.get("role") == Role.NOTE:
+                return None
+            if message.get("status") == MessageStatus.STREAMING:
+                if message["seq"] in self.streamed:
+                    return None  # older than the snapshot this client already has
+                self.streamed[message["seq"]] = len(message.get("text") or "")
+            else:
+                self.streamed.pop(message["seq"], None)
+            return event
+        if kind == "delta":
+            seq, offset, text = event["seq"], event["offset"], event["text"]
+            have = self.streamed.get(seq, offset)
+            end = offset + len(text)
+            if end <= have:
+                return None  # already in the snapshot this client got
+            if offset < have:
+                text, offset = text[have - offset :], have
+            self.streamed[seq] = end
+            return {"type": "delta", "seq": seq, "offset": offset, "text": text}
+        return event
+
+    # --- Client frames ----------------------------------------------------------------------
+
+    async def handle(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        """Events for the sender, and a conversation id whose reply should start now."""
+        kind = frame["type"]
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            raise FrameError("unknown_type", f"Unknown frame type {kind[:40]!r}.")
+        try:
+            return await database_sync_to_async(handler)(self, frame)
+        except ActionError as exc:
+            raise FrameError(exc.code, exc.message) from None
+        except ratelimit.RateLimited as exc:
+            raise FrameError(
+                "rate_limited", "Too many messages; wait a moment.", exc.retry_after
+            ) from None
+
+    def _send(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        ratelimit.hit_all(
+            ("send:visitor", self.visitor.pk), ("send:ip", self.ip), ("send:bot", self.bot.pk)
+        )
+        received = actions.receive_visitor_message(
+            self.visitor,
+            self.conversation,
+            client_id=frame.get("client_id"),
+            text=frame.get("text", ""),
+            attachment_ids=frame.get("attachment_ids") or [],
+        )
+        self.conversation = received.conversation
+        ack = {
+            "type": "ack",
+            "client_id": received.message.client_id,
+            "seq": received.message.seq,
+            "duplicate": received.duplicate,
+            "conversation": received.conversation.public_id,
+        }
+        message = {"type": "message", "message": message_payload(received.message)}
+        return [ack, message], (received.conversation.pk if received.reply_wanted else None)
+
+    def _typing(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        if self.conversation is not None:
+            ratelimit.hit("typing:visitor", self.visitor.pk)
+            from chatbot.conversations.broadcast import broadcast
+
+            broadcast(
+                self.conversation.pk, {"type": "typing", "who": "visitor", "sender": self.sender}
+            )
+        return [], None
+
+    def _feedback(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        if self.conversation is None:
+            raise FrameError("not_found", "No conversation yet.")
+        message = actions.set_feedback(
+            self.visitor, self.conversation, frame.get("seq"), frame.get("value")
+        )
+        return [{"type": "message", "message": message_payload(message)}], None
+
+    def _retry(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        ratelimit.hit_all(
+            ("send:visitor", self.visitor.pk), ("send:ip", self.ip), ("send:bot", self.bot.pk)
+        )
+        if self.conversation is None or not actions.can_retry_reply(
+            self.visitor, self.conversation
+        ):
+            raise FrameError("bad_request", "There is no failed reply to retry.")
+        return [], self.conversation.pk
+
+    def _new(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        self.conversation = actions.start_conversation(self.visitor)
+        return self.sync_ready(0), None
+
+    def _open(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        if frame.get("conversation") is None:
+            raise FrameError("bad_request", "conversation is required.")
+        self.conversation = self.sync_select(frame.get("conversation"))
+        return self.sync_ready(frame.get("resume_after_seq") or 0), None
+
+    def _list(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        conversations = list(
+            Conversation.objects.filter(visitor=self.visitor).order_by("-updated_at")[
+                :CONVERSATION_LIST_LIMIT
+            ]
+        )
+        items = []
+        for conversation in conversations:
+            last = (
+                Message.objects.filter(
+                    conversation=conversation, role__in=[Role.VISITOR, Role.ASSISTANT, Role.AGENT]
+                )
+                .exclude(text="")
+                .order_by("-seq")
+                .values_list("text", flat=True)
+                .first()
+            )
+            items.append(conversation_payload(conversation, preview=last or ""))
+        return [{"type": "conversations", "items": items}], None
+
+    def _handoff(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        if self.conversation is None:
+            raise FrameError("not_found", "No conversation yet.")
+        actions.request_handoff(self.visitor, self.conversation)
+        return [], None
+
+    def _ping(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        return [{"type": "pong"}], None
+
+
+_HANDLERS = {
+    "message.send": WidgetSession._send,
+    "typing": WidgetSession._typing,
+    "feedback": WidgetSession._feedback,
+    "reply.retry": WidgetSession._retry,
+    "conversation.new": WidgetSession._new,
+    "conversation.open": WidgetSession._open,
+    "conversations.list": WidgetSession._list,
+    "handoff.request": WidgetSession._handoff,
+    "ping": WidgetSession._ping,
+}
