@@ -175,3 +175,62 @@ class TestDemoSeed:
         dashboard = client.get("/dashboard/")
         assert dashboard.status_code == 200
         assert "Demo Company" in dashboard.content.decode()
+
+
+def test_a_bad_allowed_range_names_the_variable() -> None:
+    result = run_manage("check", OUTBOUND_ALLOW_CIDRS="10.0.0.0/8,not-a-range")
+    assert result.returncode == 2
+    assert "OUTBOUND_ALLOW_CIDRS: 'not-a-range' is not an address range" in result.stderr
+
+
+def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        PARLEY_TESTING="0",
+        SITE_URL="https://chat.example.com",
+        SECRET_KEY="x" * 20 + "production-secret-key-with-enough-entropy-1234567890",
+        PARLEY_VAR_DIR=str(tmp_path),
+        EMAIL_URL="smtp://parley:secret@smtp.example.com:587",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_with_redis_configured_every_part_uses_it(client: Client) -> None:
+    from channels.layers import get_channel_layer
+    from django.conf import settings
+
+    from chatbot.celery import app
+
+    assert client.get("/readyz").json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+    assert settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+    assert app.conf.task_always_eager is False
+    assert app.conf.broker_url == settings.REDIS_URL
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_with_database_url_the_database_is_postgresql() -> None:
+    from django.db import connection
+
+    assert connection.vendor == "postgresql"
+
+
+@pytest.mark.django_db
+def test_the_embedded_defaults_need_no_services() -> None:
+    from django.conf import settings
+    from django.db import connection
+
+    if settings.DATABASE_URL or settings.REDIS_URL:
+        pytest.skip("embedded-defaults run only")
+    assert connection.vendor == "sqlite"
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+    assert settings.CELERY_TASK_ALWAYS_EAGER is True
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
