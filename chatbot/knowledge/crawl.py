@@ -41,11 +41,58 @@ READABLE_TYPES = (
     "application/pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 )
-_SKIPPED_EXTENSIONS = (
-    ".png .jpg .jpeg .gif .webp .svg .ico .bmp .tif .tiff .avif .css .js .mjs .json .xml .rss "
-    ".atom .zip .gz .tgz .bz2 .xz .7z .rar .tar .mp3 .mp4 .m4a .wav .ogg .webm .mov .avi .mkv "
-    ".woff .woff2 .ttf .otf .eot .exe .dmg .apk .iso .bin .csv .xls .xlsx .ppt .pptx"
-).split()
+_SKIPPED_EXTENSIONS = [
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".webp",
+    ".svg",
+    ".ico",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".avif",
+    ".css",
+    ".js",
+    ".mjs",
+    ".json",
+    ".xml",
+    ".rss",
+    ".atom",
+    ".zip",
+    ".gz",
+    ".tgz",
+    ".bz2",
+    ".xz",
+    ".7z",
+    ".rar",
+    ".tar",
+    ".mp3",
+    ".mp4",
+    ".m4a",
+    ".wav",
+    ".ogg",
+    ".webm",
+    ".mov",
+    ".avi",
+    ".mkv",
+    ".woff",
+    ".woff2",
+    ".ttf",
+    ".otf",
+    ".eot",
+    ".exe",
+    ".dmg",
+    ".apk",
+    ".iso",
+    ".bin",
+    ".csv",
+    ".xls",
+    ".xlsx",
+    ".ppt",
+    ".pptx",
+]
 MAX_SITEMAP_FILES = 10
 MAX_CRAWL_DELAY = 5.0
 
@@ -166,6 +213,9 @@ class Fetcher:
             raise FetchError(f"{url}: could not be fetched ({exc.__class__.__name__})") from None
 
 
+_DISALLOW_ALL = ["User-agent: *", "Disallow: /"]
+
+
 class Robots:
     """robots.txt per RFC 9309: a 4xx means no rules; a 5xx or no answer means stay out."""
 
@@ -184,12 +234,12 @@ class Robots:
         except Blocked:
             raise
         except FetchError:
-            parser.disallow_all = True
+            parser.parse(_DISALLOW_ALL)
         else:
             if fetched.status >= 500:
-                parser.disallow_all = True
+                parser.parse(_DISALLOW_ALL)
             elif fetched.status >= 400:
-                parser.allow_all = True
+                parser.parse([])
             else:
                 text = fetched.body.decode("utf-8", errors="replace")
                 parser.parse(text.splitlines())
@@ -361,4 +411,3 @@ def sitemap_pages(sitemap_url: str, *, max_pages: int, fetcher: Fetcher) -> Iter
             continue
         if not noindex:
             yield Page(url=fetched.url, title=extracted.title, text=extracted.text)
-

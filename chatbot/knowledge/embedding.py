@@ -17,7 +17,10 @@ BATCH = 32
 
 async def aembed_texts(texts: list[str]) -> list[list[float]] | None:
     """Vectors for `texts`, or None when embeddings are unavailable right now."""
-    from chatbot.llm.service import EmbeddingError, embed
+    try:
+        from chatbot.llm.service import EmbeddingError, embed
+    except ImportError:  # the LLM service is not installed in this build
+        return None
 
     if not texts:
         return []

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from . import conf
 from .chunking import chunk_text
-from .crawl import Blocked, FetchError, Fetcher, Page, crawl, sitemap_pages
+from .crawl import Blocked, Fetcher, FetchError, Page, crawl, sitemap_pages
 from .embedding import embed_texts
 from .extract import ExtractionError, extract
 from .models import Chunk, Document, Source, SourceKind, SourceStatus
@@ -103,7 +103,7 @@ def store_document(source: Source, incoming: Incoming, language: str) -> tuple[s
             for chunk_hash, vector in existing.chunks.filter(embedding__isnull=False).values_list(
                 "content_hash", "embedding"
             ):
-                reusable[chunk_hash] = bytes(vector)
+                reusable[chunk_hash] = bytes(vector or b"")
             existing.chunks.all().delete()
             document = existing
             document.title = incoming.title[:300]

@@ -57,10 +57,73 @@ PG_CONFIGS = {
 # SQLite's FTS5 has no stop-word list; these English words would otherwise make nearly every
 # passage a candidate for a question ("what", "is", "the"...).
 _ENGLISH_STOPWORDS = frozenset(
-    """a about an and are as at be but by can could did do does for from had has have how i
-    if in into is it its me my of on or our shall should so than that the their them then
-    there these they this to us was we were what when where which who whom why will with
-    would you your yours""".split()
+    [
+        "a",
+        "about",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "shall",
+        "should",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+    ]
 )
 _TERM = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -168,7 +231,7 @@ def vector_ranking(bot: Bot, query_vector: list[float], limit: int = CANDIDATES)
     ids: list[int] = []
     vectors: list[np.ndarray] = []
     for chunk_id, blob in rows:
-        vector = np.frombuffer(bytes(blob), dtype="<f4")
+        vector = np.frombuffer(bytes(blob or b""), dtype="<f4")
         # Vectors from another embedding model (a different size) cannot be compared.
         if vector.shape == query.shape:
             ids.append(chunk_id)

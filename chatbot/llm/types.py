@@ -118,4 +118,14 @@ class Finish:
     error: StreamError | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A piece of retrieved knowledge, cited in the prompt as a numbered source."""
+
+    id: str
+    title: str
+    url: str
+    text: str
+
+
 Event = Routed | TextDelta | ToolCallDelta | Usage | Finish
