@@ -1,6 +1,6 @@
 """Find the passages of a bot's knowledge that answer a question.
 
-Full-text ranking always (SQLite FTS5 bm25, PostgreSQL ts_rank_cd); when the bot's chunks
+Full-text ranking always (SQLite FTS5 bm25, PostgreSQL ts_rank); when the bot's chunks
 carry embeddings and an endpoint embeds the question, a vector ranking too, and the two are
 fused by reciprocal rank. The tenant and the bot are conditions of every ranking query: a
 chunk of another tenant is never a candidate, so it can never be "filtered out too late".
@@ -181,6 +181,9 @@ def _fulltext_sqlite(bot: Bot, terms: list[str], limit: int) -> list[int]:
 
 
 def _fulltext_postgres(bot: Bot, terms: list[str], limit: int) -> list[int]:
+    # ts_rank, not ts_rank_cd: cover density rewards query words that sit close together,
+    # which an OR of a question's words rarely gives (on the evaluation set hit@1 was 0.50
+    # with ts_rank_cd and 0.76 with ts_rank). Normalisation 1 damps long chunks.
     tsquery = " | ".join(f"'{term}'" for term in terms)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -188,7 +191,7 @@ def _fulltext_postgres(bot: Bot, terms: list[str], limit: int) -> list[int]:
             SELECT c.id FROM knowledge_chunk AS c,
                  to_tsquery(%s::regconfig, %s) AS q
             WHERE c.tenant_id = %s AND c.bot_id = %s AND c.search_vector @@ q
-            ORDER BY ts_rank_cd(c.search_vector, q, 1) DESC, c.id
+            ORDER BY ts_rank(c.search_vector, q, 1) DESC, c.id
             LIMIT %s
             """,
             [text_search_config(bot), tsquery, bot.tenant_id, bot.pk, limit],
