@@ -32,4 +32,8 @@ def environment(**options: Any) -> Environment:
             "DEBUG": settings.DEBUG,
         }
     )
+    # The dashboard shell's helpers (navigation registry, workspace switcher).
+    from chatbot.dashboard.jinja_globals import GLOBALS as dashboard_globals
+
+    env.globals.update(dashboard_globals)
     return env

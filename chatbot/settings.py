@@ -135,6 +135,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    # Serves the API reference's Swagger UI from our static files instead of a CDN.
+    "ninja",
     "chatbot.core",
     "chatbot.tenants",
     "chatbot.bots",
@@ -287,6 +289,13 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = _site.scheme
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Sign-up asks for the workspace name and makes the new user its owner (chatbot/tenants).
+ACCOUNT_FORMS = {"signup": "chatbot.tenants.forms.SignupForm"}
+ACCOUNT_ADAPTER = "chatbot.tenants.adapter.AccountAdapter"
+# Opening the verification link (in the browser that signed up) logs in: straight to the
+# dashboard's first steps.
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Parley] "
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -347,6 +356,8 @@ STORAGES = {
     },
 }
 WHITENOISE_MAX_AGE = 60
+# Without collectstatic (tests, DEBUG) serve straight from the app and project static dirs.
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 
 # --- Parley -----------------------------------------------------------------------------------
@@ -365,6 +376,9 @@ for _cidr in OUTBOUND_ALLOW_CIDRS:
             f"OUTBOUND_ALLOW_CIDRS: {_cidr!r} is not an address range like 10.20.0.0/16"
         ) from None
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
+if TESTING:
+    # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [

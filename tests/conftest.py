@@ -16,7 +16,12 @@ from django.conf import settings
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.browser", "tests.fixtures.personas"]
+pytest_plugins = [
+    "tests.fixtures.servers",
+    "tests.fixtures.browser",
+    "tests.fixtures.personas",
+    "tests.fixtures.llama",
+]
 
 
 def _missing_reason(marker: str) -> str | None:

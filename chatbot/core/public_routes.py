@@ -22,11 +22,18 @@ PUBLIC_URL_NAMES: frozenset[str] = frozenset(
         "account_reset_password_done",
         "account_reset_password_from_key",
         "account_reset_password_from_key_done",
-        "account_login_code_confirm",
+        "account_confirm_login_code",
         "account_inactive",
         "account_logout",
         "mfa_authenticate",
         "mfa_reauthenticate",
+        # An invitation link explains itself to anyone; accepting it requires logging in.
+        "tenants:invitation",
+        # The REST API's schema and its reference page (every endpoint needs an API key).
+        "api:v1:openapi-json",
+        "api:v1:openapi-view",
+        # django-ninja's root: only an anchor for reverse(); it answers 404 to everyone.
+        "api:v1:api-root",
     }
 )
 

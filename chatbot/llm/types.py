@@ -84,8 +84,15 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Token counts for one reply, plus what the router measured (filled in by the router;
+    adapters leave the timing fields at their defaults)."""
+
     prompt_tokens: int
     completion_tokens: int
+    ttft_ms: int | None = None  # request sent -> first text, as the caller saw it
+    duration_ms: int | None = None  # request sent -> last event
+    endpoint: str = ""
+    model: str = ""
 
 
 ErrorCode = Literal[

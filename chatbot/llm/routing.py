@@ -1,0 +1,359 @@
+"""Walking a route: failover before the first token, breakers, timeouts, concurrency slots.
+
+`stream_route(specs, build)` tries each endpoint in order. It fails over only while nothing has
+been sent to the caller: once a token went out, a failure ends the reply with an error (the
+caller keeps the partial text). Per endpoint it keeps, in this process:
+- a circuit breaker: after `breaker_failures` failures in a row the endpoint is skipped for
+  `breaker_cooldown` seconds, then one request probes it (half-open);
+- a concurrency limit of `max_concurrency` streams with a queue timeout, and an httpx pool of
+  the same size (one pool per event loop, since httpx connections belong to a loop);
+- three timeouts: connect (httpx), first token and the gap between tokens (a deadline that is
+  pushed forward with each event and suspended while the caller holds an event).
+Cancelling the consuming task closes the upstream response, which closes its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import weakref
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from chatbot.lib import outbound
+
+from .adapters import LLMError, adapter_for
+from .adapters.base import classify_transport
+from .spec import EndpointSpec
+from .types import ChatRequest, Event, Finish, Routed, StreamError, TextDelta, ToolCallDelta, Usage
+
+# Errors that say something about the endpoint's health; the others are about the request.
+_BREAKER_CODES = frozenset({"connect", "timeout", "upstream", "auth", "not_found", "rate_limited"})
+
+
+class Breaker:
+    """A circuit breaker for one endpoint: closed -> open (cool-down) -> half-open probe."""
+
+    def __init__(self, failures: int, cooldown: float) -> None:
+        self.threshold = failures
+        self.cooldown = cooldown
+        self.state = "closed"
+        self.failures = 0
+        self.opened_at = 0.0
+        self.probing = False
+
+    def allow(self) -> bool:
+        if self.state == "closed":
+            return True
+        if self.state == "open":
+            if time.monotonic() - self.opened_at < self.cooldown:
+                return False
+            self.state = "half-open"
+            self.probing = False
+        if self.probing:  # one probe at a time
+            return False
+        self.probing = True
+        return True
+
+    def success(self) -> None:
+        self.state = "closed"
+        self.failures = 0
+        self.probing = False
+
+    def failure(self) -> None:
+        self.failures += 1
+        self.probing = False
+        if self.state == "half-open" or self.failures >= self.threshold:
+            self.state = "open"
+            self.opened_at = time.monotonic()
+
+    def release(self) -> None:
+        """The probe ended without telling anything about the endpoint (e.g. a bad request)."""
+        self.probing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open" and time.monotonic() - self.opened_at < self.cooldown
+
+    def retry_in(self) -> float:
+        return max(0.0, self.cooldown - (time.monotonic() - self.opened_at))
+
+
+@dataclass
+class EndpointHealth:
+    """What this process last saw of an endpoint, for the dashboard and `bot_model_status`."""
+
+    breaker: Breaker
+    in_flight: int = 0
+    last_ok_at: float | None = None  # time.time()
+    last_error: StreamError | None = None
+    last_error_at: float | None = None
+    last_ttft_ms: int | None = None
+
+
+_health: dict[str, EndpointHealth] = {}
+
+
+def health_for(spec: EndpointSpec) -> EndpointHealth:
+    key = spec.key or spec.name
+    health = _health.get(key)
+    if health is None:
+        health = _health[key] = EndpointHealth(
+            Breaker(spec.breaker_failures, spec.breaker_cooldown)
+        )
+    return health
+
+
+def reset_state() -> None:
+    """Forget breakers and health (tests)."""
+    _health.clear()
+
+
+@dataclass
+class _Runtime:
+    client: httpx.AsyncClient
+    slots: asyncio.Semaphore
+    waiting: int = 0
+    specs: set[str] = field(default_factory=set)
+
+
+# Per event loop, per endpoint key. Weak on the loop so a finished loop takes its pools along.
+_runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Runtime]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_retiring: set[asyncio.Task[None]] = set()
+
+
+def http_timeout(spec: EndpointSpec) -> httpx.Timeout:
+    # The read timeout is a backstop; the first-token and idle deadlines below are the real ones.
+    return httpx.Timeout(
+        connect=spec.connect_timeout,
+        read=max(spec.first_token_timeout, spec.idle_timeout) + 5.0,
+        write=30.0,
+        pool=spec.queue_timeout + 5.0,
+    )
+
+
+def client_for(spec: EndpointSpec) -> httpx.AsyncClient:
+    return _runtime(spec).client
+
+
+def _runtime(spec: EndpointSpec) -> _Runtime:
+    loop = asyncio.get_running_loop()
+    per_loop = _runtimes.setdefault(loop, {})
+    key = spec.key or f"adhoc:{spec.name}:{spec.base_url}:{spec.model}"
+    runtime = per_loop.get(key)
+    if runtime is None:
+        # An edited endpoint gets a new key ("op:3:<updated_at>"): retire the old pool.
+        prefix = key.rsplit(":", 1)[0] + ":"
+        for old_key in [k for k in per_loop if k.startswith(prefix) and k != key]:
+            old = per_loop.pop(old_key)
+            _retiring.add(task := loop.create_task(old.client.aclose()))
+            task.add_done_callback(_retiring.discard)
+        runtime = per_loop[key] = _Runtime(
+            client=outbound.async_client(
+                guarded=spec.guarded,
+                timeout=http_timeout(spec),
+                limits=httpx.Limits(
+                    max_connections=spec.max_concurrency,
+                    max_keepalive_connections=spec.max_concurrency,
+                    keepalive_expiry=30.0,
+                ),
+            ),
+            slots=asyncio.Semaphore(spec.max_concurrency),
+        )
+    return runtime
+
+
+async def close_pools() -> None:
+    """Close this loop's connection pools (shutdown, tests)."""
+    loop = asyncio.get_running_loop()
+    for runtime in _runtimes.pop(loop, {}).values():
+        await runtime.client.aclose()
+
+
+def _combine(errors: list[tuple[EndpointSpec, StreamError]]) -> StreamError:
+    if len(errors) == 1:
+        return errors[0][1]
+    first = errors[0][1]
+    detail = "; ".join(f"{spec.label}: {error.message}" for spec, error in errors)
+    return StreamError(
+        code=first.code,
+        message=f"no endpoint of the route answered ({detail})",
+        retryable=any(error.retryable for _, error in errors),
+        status=first.status,
+    )
+
+
+Builder = Callable[[EndpointSpec], ChatRequest]
+
+
+async def stream_route(
+    specs: Sequence[EndpointSpec], build: Builder
+) -> AsyncGenerator[Event, None]:
+    """Stream a reply from the first endpoint of `specs` that answers.
+
+    `build(spec)` makes the request for that endpoint (the prompt depends on its context window
+    and on whether it takes images); it may raise LLMError to skip the endpoint. Never raises
+    for upstream problems: the last event is always a `Finish`.
+    """
+    started = time.monotonic()
+    if not specs:
+        yield Finish(
+            "error",
+            StreamError(
+                code="offline",
+                message="no model endpoint is configured; the operator can connect one "
+                "(see Connecting a model)",
+            ),
+        )
+        return
+    errors: list[tuple[EndpointSpec, StreamError]] = []
+    for spec in specs:
+        health = health_for(spec)
+        if not health.breaker.allow():
+            errors.append(
+                (
+                    spec,
+                    StreamError(
+                        code="overloaded",
+                        message=f"{spec.label} is skipped after repeated failures "
+                        f"(retrying in {health.breaker.retry_in():.0f}s)"
+                        + (
+                            f"; last error: {health.last_error.message}"
+                            if health.last_error
+                            else ""
+                        ),
+                        retryable=True,
+                    ),
+                )
+            )
+            continue
+        outcome: list[StreamError | None] = []
+        sent = False
+        # aclosing: if our caller stops early, the attempt (and its upstream response) closes
+        # now, not whenever the garbage collector gets to it.
+        async with contextlib.aclosing(_attempt(spec, build, started, outcome)) as attempt:
+            async for event in attempt:
+                sent = sent or isinstance(event, Routed)
+                yield event
+        error = outcome[0] if outcome else None
+        if error is None or sent:
+            return  # answered (or failed after sending: _attempt already yielded the Finish)
+        errors.append((spec, error))
+        if error.code == "cancelled":
+            break
+    yield Finish("error", _combine(errors))
+
+
+async def _attempt(
+    spec: EndpointSpec, build: Builder, started: float, outcome: list[StreamError | None]
+) -> AsyncGenerator[Event, None]:
+    """One endpoint's try. Appends the error (or None) to `outcome`; yields only once the
+    endpoint has produced its first token (or finished), so a failure before that lets the
+    caller fail over cleanly."""
+    health = health_for(spec)
+    breaker = health.breaker
+    try:
+        request = build(spec)
+    except LLMError as exc:
+        breaker.release()
+        outcome.append(exc.error)
+        return
+    runtime = _runtime(spec)
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(spec.queue_timeout):
+            await runtime.slots.acquire()
+    except TimeoutError:
+        breaker.release()
+        outcome.append(
+            StreamError(
+                code="overloaded",
+                message=f"{spec.label} is busy: all {spec.max_concurrency} streams were in use "
+                f"for {spec.queue_timeout:g}s",
+                retryable=True,
+            )
+        )
+        return
+    health.in_flight += 1
+    sent = False
+    ttft_ms: int | None = None
+    usage = Usage(0, 0)
+    error: StreamError | None = None
+    try:
+        stream = adapter_for(spec.kind).stream(runtime.client, spec, request)
+        async with contextlib.aclosing(stream):
+            # The deadline covers the wait for the first token, then each gap between events;
+            # it is suspended (None) while the caller holds an event, so a slow consumer is
+            # never mistaken for a stalled server.
+            async with asyncio.timeout_at(loop.time() + spec.first_token_timeout) as deadline:
+                async for event in stream:
+                    deadline.reschedule(None)
+                    if isinstance(event, TextDelta | ToolCallDelta):
+                        if not sent:
+                            sent = True
+                            ttft_ms = int((time.monotonic() - started) * 1000)
+                            health.last_ttft_ms = ttft_ms
+                            yield Routed(endpoint=spec.name, model=spec.model)
+                        yield event
+                    elif isinstance(event, Usage):
+                        usage = event
+                    elif isinstance(event, Finish):
+                        if not sent:
+                            sent = True  # an empty reply is still an answer
+                            yield Routed(endpoint=spec.name, model=spec.model)
+                        breaker.success()
+                        health.last_ok_at = time.time()
+                        outcome.append(None)
+                        yield _timed(usage, spec, started, ttft_ms)
+                        yield event
+                        return
+                    deadline.reschedule(
+                        loop.time() + (spec.idle_timeout if sent else spec.first_token_timeout)
+                    )
+        error = StreamError(
+            "upstream", f"{spec.label} ended the stream without finishing", retryable=True
+        )
+    except LLMError as exc:
+        error = exc.error
+    except TimeoutError:
+        if sent:
+            message = f"{spec.label} stalled: no token for {spec.idle_timeout:g}s"
+        else:
+            message = f"{spec.label} sent no token within {spec.first_token_timeout:g}s"
+        error = StreamError("timeout", message, retryable=True)
+    except httpx.HTTPError as exc:
+        error = classify_transport(exc, spec).error
+    except (asyncio.CancelledError, GeneratorExit):
+        breaker.release()
+        raise
+    finally:
+        health.in_flight -= 1
+        runtime.slots.release()
+    if error.code in _BREAKER_CODES:
+        breaker.failure()
+    else:
+        breaker.release()
+    health.last_error = error
+    health.last_error_at = time.time()
+    outcome.append(error)
+    if sent:
+        yield _timed(usage, spec, started, ttft_ms)
+        yield Finish("error", error)
+
+
+def _timed(usage: Usage, spec: EndpointSpec, started: float, ttft_ms: int | None) -> Usage:
+    return Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        ttft_ms=ttft_ms,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        endpoint=spec.name,
+        model=spec.model,
+    )

@@ -1,0 +1,214 @@
+"""What the rest of Parley calls: stream a bot's reply, read and set its route, embed text.
+
+`stream_reply` never raises for upstream problems; its last event is always a `Finish`, with
+`reason="error"` and a `StreamError` when the model could not answer (code "offline" when no
+endpoint is configured or reachable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from typing import TYPE_CHECKING, Literal
+
+import httpx
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.db.models import Q
+
+from . import detect, registry
+from .adapters.base import LLMError, classify_transport, error_text, fail
+from .adapters.openai import auth_headers
+from .models import BotRoute, ModelEndpoint, Source
+from .prompt import build_request
+from .routing import client_for, health_for, stream_route
+from .spec import EndpointSpec
+from .types import ChatMessage, ChatRequest, Event, Finish, Passage, StreamError
+
+if TYPE_CHECKING:
+    from chatbot.bots.models import Bot
+    from chatbot.tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+
+def endpoints_for_tenant(tenant: Tenant) -> list[ModelEndpoint]:
+    """The endpoints a tenant's bots may route to: the operator's, then the tenant's own."""
+    registry.ensure_ready()
+    rows = ModelEndpoint.objects.filter(
+        Q(tenant__isnull=True, enabled=True) | Q(tenant=tenant, enabled=True)
+    ).select_related("tenant")
+    return sorted(rows, key=lambda e: (e.tenant_id is not None, e.position, e.pk))
+
+
+def set_bot_route(bot: Bot, endpoint_ids: list[int]) -> None:
+    """Primary first, then the fallbacks. An empty list means the operator's default route."""
+    allowed = {endpoint.pk: endpoint for endpoint in endpoints_for_tenant(bot.tenant)}
+    seen: set[int] = set()
+    for endpoint_id in endpoint_ids:
+        if endpoint_id not in allowed:
+            raise ValueError(f"model endpoint {endpoint_id} is not available to this workspace")
+        if endpoint_id in seen:
+            raise ValueError(f"model endpoint {allowed[endpoint_id].name!r} is listed twice")
+        seen.add(endpoint_id)
+    with transaction.atomic():
+        BotRoute.objects.filter(bot=bot).delete()
+        BotRoute.objects.bulk_create(
+            BotRoute(bot=bot, endpoint_id=endpoint_id, position=position)
+            for position, endpoint_id in enumerate(endpoint_ids)
+        )
+
+
+def bot_route(bot: Bot) -> list[ModelEndpoint]:
+    """The endpoints the bot's replies try, in order (the operator's default when unset)."""
+    steps = list(BotRoute.objects.filter(bot=bot).select_related("endpoint").order_by("position"))
+    chosen = [
+        step.endpoint
+        for step in steps
+        if step.endpoint.enabled and step.endpoint.tenant_id in (None, bot.tenant_id)
+    ]
+    if chosen:
+        registry.ensure_ready()
+        return chosen
+    return registry.operator_endpoints()
+
+
+def route_accepts_images(bot: Bot) -> bool:
+    return any(endpoint.images for endpoint in bot_route(bot))
+
+
+def _reachable(endpoint: ModelEndpoint) -> bool:
+    if endpoint.source == Source.AUTODETECT:
+        found = detect.cached()
+        if found is not None and endpoint.name not in {s.name for s in found.specs}:
+            return False
+    return not health_for(endpoint.spec()).breaker.is_open
+
+
+def bot_model_status(bot: Bot) -> Literal["ok", "offline"]:
+    """ "offline" when no endpoint is configured, or every one is known to be down."""
+    return "ok" if any(_reachable(e) for e in bot_route(bot)) else "offline"
+
+
+def _route_specs(bot: Bot) -> list[EndpointSpec]:
+    return [endpoint.spec() for endpoint in bot_route(bot)]
+
+
+async def stream_reply(
+    bot: Bot,
+    history: Sequence[ChatMessage],
+    *,
+    knowledge: Sequence[Passage] = (),
+    max_tokens: int | None = None,
+) -> AsyncGenerator[Event, None]:
+    """Stream the bot's reply to `history` (oldest first, ending with the visitor's message).
+
+    Yields Routed, TextDelta..., Usage, Finish. Cancelling the consuming task (or closing this
+    generator) closes the upstream request.
+    """
+    try:
+        specs = await sync_to_async(_route_specs)(bot)
+    except Exception:
+        log.exception("llm: cannot load the route of bot %s", getattr(bot, "pk", None))
+        yield Finish(
+            "error",
+            StreamError("upstream", "the assistant's model settings could not be loaded"),
+        )
+        return
+    system = bot.system_prompt or ""
+
+    def build(spec: EndpointSpec) -> ChatRequest:
+        return build_request(
+            spec, system=system, history=history, knowledge=knowledge, max_tokens=max_tokens
+        )
+
+    finished = False
+    try:
+        async with contextlib.aclosing(stream_route(specs, build)) as events:
+            async for event in events:
+                finished = isinstance(event, Finish)
+                yield event
+    except Exception:
+        # A bug of ours must not leave the visitor waiting: end the reply with an error.
+        log.exception("llm: the reply of bot %s failed", getattr(bot, "pk", None))
+        if not finished:
+            yield Finish("error", StreamError("upstream", "the assistant failed unexpectedly"))
+
+
+# --- Embeddings -------------------------------------------------------------------------------
+
+
+class EmbeddingError(LLMError):
+    """The embeddings endpoint failed (the caller may retry later)."""
+
+
+def _embedding_endpoint() -> ModelEndpoint | None:
+    for endpoint in registry.operator_endpoints():
+        if endpoint.embeddings:
+            return endpoint
+    return None
+
+
+async def embed(
+    texts: list[str], endpoint: ModelEndpoint | EndpointSpec | None = None
+) -> list[list[float]] | None:
+    """Vectors for `texts` (same order), or None when no endpoint offers embeddings.
+
+    Uses Ollama's `/api/embed` or OpenAI-style `/v1/embeddings` on an endpoint flagged
+    `embeddings`. Raises EmbeddingError when the endpoint fails.
+    """
+    if endpoint is None:
+        endpoint = await sync_to_async(_embedding_endpoint)()
+        if endpoint is None:
+            return None
+    spec = endpoint.spec() if isinstance(endpoint, ModelEndpoint) else endpoint
+    if not texts:
+        return []
+    model = spec.embedding_model or spec.model
+    client = client_for(spec)
+    try:
+        if spec.kind == "ollama":
+            response = await client.post(
+                f"{spec.base_url}/api/embed",
+                json={"model": model, "input": texts},
+                headers=auth_headers(spec),
+            )
+        elif spec.kind == "openai":
+            response = await client.post(
+                f"{spec.base_url}/embeddings",
+                json={"model": model, "input": texts},
+                headers=auth_headers(spec),
+            )
+        else:
+            raise EmbeddingError(
+                StreamError(
+                    "unsupported", f"{spec.label}: embeddings are not supported for {spec.kind}"
+                )
+            )
+    except httpx.HTTPError as exc:
+        raise EmbeddingError(classify_transport(exc, spec).error) from None
+    if response.status_code >= 400:
+        from .adapters.base import classify_status
+
+        raise EmbeddingError(
+            classify_status(response.status_code, error_text(response.content), spec).error
+        )
+    try:
+        data = response.json()
+        if spec.kind == "ollama":
+            vectors = data["embeddings"]
+        else:
+            vectors = [item["embedding"] for item in sorted(data["data"], key=lambda d: d["index"])]
+        result = [[float(x) for x in vector] for vector in vectors]
+    except (ValueError, KeyError, TypeError):
+        raise EmbeddingError(
+            fail("upstream", f"{spec.label} answered embeddings in an unexpected shape").error
+        ) from None
+    if len(result) != len(texts):
+        raise EmbeddingError(
+            fail(
+                "upstream", f"{spec.label} returned {len(result)} vectors for {len(texts)} texts"
+            ).error
+        )
+    return result
