@@ -17,10 +17,7 @@ BATCH = 32
 
 async def aembed_texts(texts: list[str]) -> list[list[float]] | None:
     """Vectors for `texts`, or None when embeddings are unavailable right now."""
-    try:
-        from chatbot.llm.service import EmbeddingError, embed
-    except ImportError:  # the LLM service is not installed in this build
-        return None
+    from chatbot.llm.service import EmbeddingError, embed
 
     if not texts:
         return []

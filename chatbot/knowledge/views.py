@@ -14,20 +14,18 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import redirect
-from django.shortcuts import render as django_render
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from chatbot.bots.models import Bot
+from chatbot.llm.service import stream_reply
 from chatbot.llm.types import ChatMessage, Finish, Passage, TextDelta
+from chatbot.tenants.permissions import manager_required
 
 from . import actions
 from .forms import FORMS, EditForm, FileForm, QAForm, SiteForm, TestForm, TextForm
 from .models import Source, SourceKind, SourceStatus, SyncInterval
-from .permissions import manager_required
 from .retrieval import Hit, search_with_embeddings
 
 log = logging.getLogger(__name__)
@@ -36,23 +34,6 @@ log = logging.getLogger(__name__)
 # checking knowledge, and keeps a script from turning the page into a free model proxy.
 TEST_ANSWERS_PER_WINDOW = 30
 TEST_WINDOW_SECONDS = 10 * 60
-
-
-def _layout_base() -> str:
-    # The dashboard shell when it is installed, a plain page until then.
-    try:
-        get_template("dashboard/base.html")
-    except TemplateDoesNotExist:
-        return "knowledge/_plain_base.html"
-    return "dashboard/base.html"
-
-
-def render(
-    request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
-) -> HttpResponse:
-    return django_render(
-        request, template, {**context, "layout_base": _layout_base()}, status=status
-    )
 
 
 def _tenant(request: HttpRequest) -> Any:
@@ -227,8 +208,6 @@ def _take_answer_slot(tenant_id: int) -> bool:
 
 async def _answer(bot: Bot, question: str, passages: list[Passage]) -> tuple[str, str]:
     """(the bot's reply, an error message) through the real reply path's model call."""
-    from chatbot.llm.service import stream_reply
-
     text: list[str] = []
     error = ""
     history = [ChatMessage.text("user", question)]

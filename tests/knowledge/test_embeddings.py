@@ -13,12 +13,11 @@ from chatbot.bots.models import Bot
 from chatbot.knowledge import actions, tasks
 from chatbot.knowledge.models import Chunk, Source
 from chatbot.knowledge.retrieval import fulltext_ranking, retrieve, search_with_embeddings
+from chatbot.llm import registry
+from chatbot.llm.models import ModelEndpoint
+from chatbot.llm.models import Source as EndpointSource
 
-# The LLM service (endpoints, `embed`) lands separately; skip until it is installed.
-registry = pytest.importorskip("chatbot.llm.registry")
-llm_models = pytest.importorskip("chatbot.llm.models")
-
-from .embedding_server import DIMENSIONS, EmbeddingServer, embedding_server  # noqa: E402
+from .embedding_server import DIMENSIONS, EmbeddingServer, embedding_server
 
 pytestmark = pytest.mark.django_db
 
@@ -31,13 +30,13 @@ DONATIONS = "Each year we give forty refurbished bikes to the youth centre."
 def embedder() -> Iterator[EmbeddingServer]:
     registry.reset()
     with embedding_server() as server:
-        llm_models.ModelEndpoint.objects.create(
+        ModelEndpoint.objects.create(
             name="embedder",
             kind="openai",
             base_url=server.url + "/v1",
             model="test-embed",
             embeddings=True,
-            source=llm_models.Source.ADMIN,
+            source=EndpointSource.ADMIN,
         )
         yield server
     registry.reset()
