@@ -7,7 +7,10 @@ after the transaction commits, so the worker always finds the row.
 from __future__ import annotations
 
 import os
+import threading
 
+from django import db
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -24,11 +27,36 @@ class KnowledgeError(ValueError):
     """The request cannot be done as asked; the message says what to change."""
 
 
-def _queue_sync(source: Source) -> None:
+def _run_in_thread(source_id: int) -> None:
     from .tasks import sync_source
 
+    try:
+        sync_source.apply(args=[source_id])
+    finally:
+        db.connections.close_all()
+
+
+def dispatch_sync(source_id: int) -> None:
+    """Send the sync to a Celery worker, or run it in this process when there is none.
+
+    Without a broker (the embedded defaults) tasks run in-process; a website crawl can take
+    minutes, so it runs in a background thread and the page that asked returns at once.
+    Tests keep it synchronous (KNOWLEDGE_SYNC_IN_THREAD is off while testing).
+    """
+    from .tasks import sync_source
+
+    in_thread = getattr(settings, "KNOWLEDGE_SYNC_IN_THREAD", not settings.TESTING)
+    if sync_source.app.conf.task_always_eager and in_thread:
+        threading.Thread(
+            target=_run_in_thread, args=(source_id,), name=f"knowledge-sync-{source_id}"
+        ).start()
+    else:
+        sync_source.delay(source_id)
+
+
+def _queue_sync(source: Source) -> None:
     source_id = source.pk
-    transaction.on_commit(lambda: sync_source.delay(source_id))
+    transaction.on_commit(lambda: dispatch_sync(source_id))
 
 
 def _clean_title(title: str, fallback: str) -> str:

@@ -42,8 +42,10 @@ def resync_due_sources() -> int:
         )
         if source.sync_due(now, stale_after)
     ]
+    from .actions import dispatch_sync
+
     for source_id in due:
-        sync_source.delay(source_id)
+        dispatch_sync(source_id)
     if due:
         log.info("knowledge: queued %d scheduled re-syncs", len(due))
     return len(due)

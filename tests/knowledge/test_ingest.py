@@ -165,3 +165,29 @@ def test_a_second_sync_while_one_runs_is_skipped(acme_bot: Bot) -> None:
     cache.add(f"knowledge:sync:{source.pk}", "1")
     assert ingest.sync_source(source) is False
     assert tasks.sync_source.apply(args=[source.pk]).get() == "already-running"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_a_sync_runs_in_a_background_thread(
+    acme_bot: Bot, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    settings.KNOWLEDGE_SYNC_IN_THREAD = True
+    release = threading.Event()
+    real_run = actions._run_in_thread
+
+    def held_run(source_id: int) -> None:
+        release.wait()
+        real_run(source_id)
+
+    monkeypatch.setattr(actions, "_run_in_thread", held_run)
+    source = actions.add_text(acme_bot, title="Hours", text="Open every day from seven.")
+    # The request that added it returned before the sync ran.
+    assert Source.objects.get(pk=source.pk).status == SourceStatus.PENDING
+    [worker] = [t for t in threading.enumerate() if t.name == f"knowledge-sync-{source.pk}"]
+    release.set()
+    worker.join()
+    source.refresh_from_db()
+    assert source.status == SourceStatus.READY
+    assert [p.title for p in retrieve(acme_bot, "when do you open")] == ["Hours"]
