@@ -205,10 +205,5 @@ def request_sync(source: Source) -> None:
 
 
 def delete_source(source: Source) -> None:
-    """Delete the source, its documents and chunks, and its stored file."""
-    file_name = source.file.name if source.file else ""
-    storage = source.file.storage if source.file else None
-    with transaction.atomic():
-        source.delete()
-        if storage is not None and file_name:
-            transaction.on_commit(lambda: storage.delete(file_name))
+    """Delete the source, its documents and chunks (its stored file goes too: signals.py)."""
+    source.delete()

@@ -8,4 +8,6 @@ class KnowledgeConfig(AppConfig):
     def ready(self) -> None:
         from chatbot.dashboard.nav import MANAGERS, NavItem, register
 
+        from . import signals  # noqa: F401 (connects the receivers)
+
         register(NavItem("Knowledge", "knowledge:list", roles=MANAGERS, icon="book", order=30))

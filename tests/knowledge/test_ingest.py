@@ -158,6 +158,18 @@ def test_deleting_a_source_removes_its_chunks_and_file(
     assert retrieve(acme_bot, "alpacas") == []
 
 
+def test_deleting_a_bot_deletes_its_uploaded_files(
+    acme_bot: Bot, run_on_commit: Callable[..., Any]
+) -> None:
+    with run_on_commit():
+        source = actions.add_file(acme_bot, upload=_upload("a.txt", b"Alpacas hum."))
+    storage, name = source.file.storage, source.file.name
+    with run_on_commit():
+        acme_bot.delete()
+    assert not Source.objects.exists()
+    assert not storage.exists(name)
+
+
 def test_a_second_sync_while_one_runs_is_skipped(acme_bot: Bot) -> None:
     source = Source.objects.create(bot=acme_bot, kind="text", title="t", body="text")
     from django.core.cache import cache
