@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -250,6 +251,9 @@ def _sync(source: Source) -> None:
         return
     except (SyncFailed, FetchError) as exc:
         _fail(source, progress, str(exc))
+        return
+    except SoftTimeLimitExceeded:
+        _fail(source, progress, "The sync took longer than allowed; try again with fewer pages.")
         return
     except Exception:
         log.exception("knowledge: sync of source %s failed", source.pk)
