@@ -88,3 +88,69 @@ def test_the_test_page_shows_the_answer_and_its_sources(
     assert "Sources:" in page and "Warranty" in page
     assert "guaranteed for life" in page
     assert 'role="alert"' not in page
+
+
+@pytest.fixture
+def llama_embedder() -> Iterator[str]:
+    """A second llama-server, started with --embeddings (mean pooling), as the embedder."""
+    import os
+    import secrets
+
+    from chatbot.llm.models import ModelEndpoint
+    from chatbot.llm.models import Source as EndpointSource
+    from tests.fixtures.llama import start_llama_server, stop
+
+    key = "sk-emb-" + secrets.token_hex(8)
+    binary = os.environ["PARLEY_LLAMA_SERVER"]
+    process, url, log = start_llama_server(
+        binary, key=key, extra=("--embeddings", "--pooling", "mean"), parallel=1
+    )
+    routing.reset_state()
+    registry.reset()
+    try:
+        endpoint = ModelEndpoint(
+            tenant=None,
+            name="tiny-embedder",
+            kind="openai",
+            base_url=f"{url}/v1",
+            model="parley-tiny-llama",
+            auth="bearer",
+            embeddings=True,
+            source=EndpointSource.ADMIN,
+        )
+        endpoint.set_secret(key)
+        endpoint.save()
+        yield url
+    finally:
+        stop(process)
+        log.unlink(missing_ok=True)
+        routing.reset_state()
+        registry.reset()
+
+
+def test_the_real_engine_embeds_chunks_and_questions(
+    acme_bot: Bot,
+    bravo_bot: Bot,
+    llama_server: LlamaServer,
+    llama_embedder: str,
+    run_on_commit: Callable[..., Any],
+) -> None:
+    """The tiny model's vectors mean nothing, but they travel the real wire both ways."""
+    import numpy as np
+
+    from chatbot.knowledge.models import Chunk
+    from chatbot.knowledge.retrieval import search_with_embeddings
+
+    with run_on_commit():
+        actions.add_text(acme_bot, title="Warranty", text=WARRANTY)
+        actions.add_text(acme_bot, title="Hours", text="Open from nine to six.")
+        actions.add_text(bravo_bot, title="Warranty", text=WARRANTY)
+    for blob in Chunk.objects.values_list("embedding", flat=True):
+        vector = np.frombuffer(bytes(blob or b""), dtype="<f4")
+        assert vector.shape[0] > 0
+        assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+    hits = search_with_embeddings(acme_bot, "frame warranty", k=5)
+    # Both rankings took part, and only Acme's chunks were candidates.
+    assert hits[0].chunk.title == "Warranty" and hits[0].fulltext_rank == 1
+    assert all(hit.vector_rank is not None for hit in hits)
+    assert {hit.chunk.bot_id for hit in hits} == {acme_bot.pk}
