@@ -23,7 +23,7 @@ from chatbot.bots.models import Bot
 from chatbot.llm.types import Passage
 
 from .embedding import aembed_texts, embed_texts
-from .models import Chunk
+from .models import Chunk, SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +143,11 @@ class Hit:
     vector_rank: int | None = None
 
     def as_passage(self) -> Passage:
-        document = self.chunk.document
-        # Files have no URL: their name stands in as the citation's title.
-        return Passage(
-            id=str(self.chunk.pk),
-            title=document.title or self.chunk.source.title,
-            url=document.url,
-            text=self.chunk.text,
-        )
+        document, source = self.chunk.document, self.chunk.source
+        # A file is cited by the name the manager gave it (the file name by default), not by
+        # whatever its metadata says; a web page by its own title and address.
+        title = source.title if source.kind == SourceKind.FILE else document.title or source.title
+        return Passage(id=str(self.chunk.pk), title=title, url=document.url, text=self.chunk.text)
 
 
 def query_terms(query: str, *, english: bool) -> list[str]:

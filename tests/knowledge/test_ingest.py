@@ -86,7 +86,8 @@ def test_each_file_type_is_ingested(
     assert source.file_name == name
     [passage] = retrieve(acme_bot, needle)
     assert needle in passage.text.lower()
-    assert passage.url == ""
+    # Cited by its name, without a link.
+    assert (passage.title, passage.url) == (name, "")
 
 
 def test_an_unreadable_upload_is_refused_with_a_reason(acme_bot: Bot) -> None:
