@@ -92,7 +92,8 @@ def store_document(source: Source, incoming: Incoming, language: str) -> tuple[s
     Returns ("unchanged" | "updated" | "created" | "empty", number of chunks).
     """
     text = incoming.text.strip()
-    digest = sha256(f"{incoming.title}\n{text}")
+    # The language is part of the hash: a bot whose language changed gets its index rebuilt.
+    digest = sha256(f"{language}\n{incoming.title}\n{text}")
     existing = Document.objects.filter(source=source, key=incoming.key).first()
     if existing is not None and existing.content_hash == digest:
         return "unchanged", existing.chunks.count()

@@ -129,7 +129,9 @@ _TERM = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def text_search_config(bot: Bot) -> str:
-    locale = (getattr(bot, "locale", "") or settings.LANGUAGE_CODE or "en").lower()
+    locale = (
+        getattr(bot, "default_locale", "") or getattr(bot, "locale", "") or settings.LANGUAGE_CODE
+    ).lower()
     return PG_CONFIGS.get(locale.split("-")[0].split("_")[0], "simple")
 
 

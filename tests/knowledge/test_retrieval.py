@@ -140,3 +140,14 @@ def test_query_terms_drop_english_stop_words_and_punctuation() -> None:
 def test_fusion_rewards_agreement_between_rankings() -> None:
     fused = fuse([[1, 2], [3, 2]])
     assert [chunk_id for chunk_id, _ in fused] == [2, 1, 3]
+
+
+def test_the_bots_language_picks_the_text_search_configuration(acme_bot: Bot) -> None:
+    from chatbot.knowledge.retrieval import text_search_config
+
+    assert text_search_config(acme_bot) == "english"
+    for locale, config in (("fr", "french"), ("de-CH", "german"), ("es_MX", "spanish")):
+        acme_bot.default_locale = locale  # type: ignore[attr-defined]
+        assert text_search_config(acme_bot) == config
+    acme_bot.default_locale = "tlh"  # type: ignore[attr-defined]
+    assert text_search_config(acme_bot) == "simple"
