@@ -254,7 +254,12 @@ class Robots:
         return min(float(delay or 0), MAX_CRAWL_DELAY)
 
 
+MAX_URL_LENGTH = 2000  # what a Document stores
+
+
 def _wanted_link(url: str) -> bool:
+    if len(url) > MAX_URL_LENGTH:
+        return False
     path = urlsplit(url).path.lower()
     return not path.endswith(tuple(_SKIPPED_EXTENSIONS))
 
@@ -383,7 +388,7 @@ def sitemap_pages(sitemap_url: str, *, max_pages: int, fetcher: Fetcher) -> Iter
         pending.extend(u for u in nested if same_site(u, sitemap_url))
         for page in pages:
             page = normalise_url(page)
-            if same_site(page, sitemap_url) and page not in page_urls:
+            if same_site(page, sitemap_url) and _wanted_link(page) and page not in page_urls:
                 page_urls.append(page)
     for url in page_urls[:max_pages]:
         if fetcher.out_of_time():

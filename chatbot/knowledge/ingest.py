@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from . import conf
 from .chunking import chunk_text
-from .crawl import Blocked, Fetcher, FetchError, Page, crawl, sitemap_pages
+from .crawl import MAX_URL_LENGTH, Blocked, Fetcher, FetchError, Page, crawl, sitemap_pages
 from .embedding import embed_texts
 from .extract import ExtractionError, extract
 from .models import Chunk, Document, Source, SourceKind, SourceStatus
@@ -236,6 +236,9 @@ def _sync(source: Source) -> None:
                 seen.add(item.url)
                 if item.error:
                     progress.problem(item.error)
+                    continue
+                if len(item.url) > MAX_URL_LENGTH:
+                    progress.problem(f"{item.url[:200]}...: the address is too long to keep")
                     continue
                 item = Incoming(key=item.url, title=item.title, url=item.url, text=item.text)
             seen.add(item.key)
