@@ -1,8 +1,7 @@
 """Run a coroutine from a sync test, on a fresh event loop in its own thread.
 
-pytest-asyncio tests break once the session-scoped Playwright browser is up (its sync API
-keeps an event loop set on the main thread), so tests that may run in the same session as
-the browser tests drive their coroutines through this helper instead.
+Sync tests that need to await something (e.g. next to Playwright's sync API, which sets an
+event loop on the main thread while it is open) drive their coroutines through this helper.
 """
 
 from __future__ import annotations

@@ -40,6 +40,10 @@ def _missing_reason(marker: str) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Browser tests run last, together: each opens Playwright's sync API, which sets an event
+    # loop on the main thread while it is open; keeping them apart from pytest-asyncio tests
+    # is cheap insurance against a loop that outlives its test.
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
     for item in items:
         for marker in ("llama", "browser", "postgres", "redis"):
             if item.get_closest_marker(marker) is None:

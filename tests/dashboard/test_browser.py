@@ -90,3 +90,37 @@ def test_the_sidebar_folds_into_a_menu_on_a_phone(
         assert not team_link.is_visible()
     finally:
         context.close()
+
+
+@pytest.mark.usefixtures("live_db")
+def test_revoking_a_key_updates_the_list_in_place(
+    asgi_server: LiveServer, page: Any, alice: Any
+) -> None:
+    from chatbot.tenants import actions
+    from chatbot.tenants.models import ApiKey
+    from tests.fixtures.personas import PASSWORD
+
+    key, _secret = actions.create_api_key(Membership.objects.get(user=alice), "Old CRM", "read")
+    page.goto(asgi_server.url + "/accounts/login/")
+    page.get_by_label("Email").fill("alice@acme.test")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url("**/dashboard/")
+    page.get_by_role("link", name="API keys").click()
+    page.wait_for_url("**/dashboard/keys/")
+    page.evaluate("window.__stillTheSamePage = true")
+    questions: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        questions.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    page.get_by_role("button", name="Revoke").click()
+    page.get_by_text("revoked", exact=False).first.wait_for()
+    assert questions == ["Revoke Old CRM? Anything using it stops working at once."]
+    assert page.evaluate("window.__stillTheSamePage === true")  # no full reload
+    assert "is revoked; it stops working now" in page.locator(".flashes").inner_text()
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=False).exists()
