@@ -33,7 +33,7 @@ from .models import (
     Status,
     Visitor,
 )
-from .payloads import message_payload
+from .payloads import conversation_payload, message_payload
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,15 @@ def _next_seq(conversation: Conversation) -> int:
 def _announce(message: Message) -> None:
     payload = message_payload(message)
     conversation_id = message.conversation_id
-    transaction.on_commit(
-        lambda: broadcast(conversation_id, {"type": "message", "message": payload})
-    )
+
+    def send() -> None:
+        broadcast(conversation_id, {"type": "message", "message": payload})
+        if message.role != Role.ASSISTANT or message.status != MessageStatus.STREAMING:
+            from .takeover import touch_inbox  # the agents' inbox list moves too
+
+            touch_inbox(conversation_id)
+
+    transaction.on_commit(send)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +215,15 @@ def receive_visitor_message(
         if attachments:
             Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
         _announce(message)
+        from . import takeover
+
+        thanks = takeover.capture_followup_email(locked, text)
+        if thanks is not None:
+            _announce(thanks)
+    if locked.status == Status.BOT and takeover.asks_for_a_person(text):
+        # "Can I talk to a person?" typed instead of the button: same as the button.
+        request_handoff(visitor, locked)
+        return Received(message, locked, duplicate=False, reply_wanted=False)
     return Received(message, locked, duplicate=False, reply_wanted=locked.status == Status.BOT)
 
 
@@ -244,13 +259,17 @@ def request_handoff(visitor: Visitor, conversation: Conversation) -> Message | N
             return None
         locked.status = Status.WAITING
         locked.save(update_fields=["status", "updated_at"])
+        from .takeover import handoff_requested
+
         message = Message.objects.create(
             conversation=locked,
             seq=_next_seq(locked),
             role=Role.SYSTEM,
-            text="handoff.requested",
+            text=handoff_requested(locked),  # a code, or the office's away text
         )
         _announce(message)
+        status = {"type": "conversation", "conversation": conversation_payload(locked)}
+        transaction.on_commit(lambda: broadcast(locked.pk, status))
     cancel_reply(conversation.pk)
     return message
 
