@@ -103,8 +103,7 @@ def conversation_dicts(conversations: QuerySet[Conversation]) -> Iterator[dict[s
 
 def json_chunks(items: Iterable[dict[str, Any]], head: dict[str, Any]) -> Iterator[str]:
     """A JSON object `{...head, "conversations": [...]}` written item by item."""
-    opening = json.dumps(head)[:-1]
-    yield opening + (', "conversations": [' if head else '{"conversations": [')
+    yield (json.dumps(head)[:-1] + ", " if head else "{") + '"conversations": ['
     for index, item in enumerate(items):
         yield ("," if index else "") + "\n" + json.dumps(item)
     yield "\n]}\n"

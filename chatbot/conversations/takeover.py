@@ -37,7 +37,7 @@ INBOX_EVENT = "inbox.event"
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # "Talk to a person" typed instead of pressing the button, in the widget's languages.
 PERSON_REQUEST = re.compile(
-    r"\b(talk|speak|chat|connect|transfer)\b.{0,30}\b(human|person|agent|someone|somebody|"
+    r"\b(talk|speak|chat|connect|transfer|need|want)\b.{0,30}\b(human|person|agent|someone|somebody|"
     r"representative|operator|real people|staff)\b"
     r"|^\W*(human|agent|operator|representative|real person)\W*(please)?\W*$"
     r"|\b(parler|discuter)\b.{0,30}\b(humain|personne|conseiller|agent)\b"

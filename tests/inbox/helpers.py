@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions
 from chatbot.conversations.models import Conversation, Message, MessageStatus, Visitor
 from chatbot.tenants.models import Tenant
+
+_client_ids = itertools.count(1)
 
 
 def make_bot(tenant: Tenant, name: str = "Helper") -> Bot:
@@ -26,9 +29,9 @@ def chat(
     if visitor_fields:
         Visitor.objects.filter(pk=visitor.pk).update(**visitor_fields)
     conversation: Conversation | None = None
-    for index, text in enumerate(texts):
+    for text in texts:
         received = actions.receive_visitor_message(
-            visitor, conversation, client_id=f"m{index}-{visitor.pk}", text=text
+            visitor, conversation, client_id=f"m{next(_client_ids)}", text=text
         )
         conversation = received.conversation
         if reply is not None and received.reply_wanted:
