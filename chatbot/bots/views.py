@@ -12,26 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-try:
-    from chatbot.tenants.permissions import manager_required
-except ImportError:  # until the tenants app's role decorators land on main
-    import functools
-    from collections.abc import Callable
-
-    from django.contrib.auth.decorators import login_required
-    from django.core.exceptions import PermissionDenied
-
-    def manager_required(view: Callable[..., Any]) -> Callable[..., Any]:  # type: ignore[no-redef,unused-ignore]
-        @functools.wraps(view)
-        @login_required
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            membership = getattr(request, "membership", None)
-            if membership is None or not membership.can_manage:
-                raise PermissionDenied("Owners and admins only.")
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
+from chatbot.tenants.permissions import manager_required
 
 from . import actions
 from .forms import BotForm

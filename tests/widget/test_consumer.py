@@ -493,3 +493,109 @@ class TestRateLimits:
         assert output["type"] == "websocket.close" and output["code"] == Close.RATE_LIMITED
         assert output["reason"].startswith("rate_limited:")
         await first.disconnect()
+
+
+class TestConversations:
+    async def test_feedback_new_list_and_reopen(self, acme_bot: Bot, model: ScriptedModel) -> None:
+        token, _ = await make_token(acme_bot)
+        comm, _ = await hello(acme_bot, token)
+        await comm.send_json_to({"type": "message.send", "client_id": "c1", "text": "First"})
+        first = (await receive_until(comm, lambda f: f["type"] == "ack"))[-1]
+        await receive_until(comm, is_final_reply)
+
+        await comm.send_json_to({"type": "feedback", "seq": 2, "value": "up"})
+        rated = await receive_until(comm, lambda f: f["type"] == "message")
+        assert rated[-1]["message"]["feedback"] == "up"
+        await comm.send_json_to({"type": "feedback", "seq": 1, "value": "up"})
+        assert (await receive_until(comm, lambda f: f["type"] == "error"))[-1]["code"] == (
+            "not_found"
+        )  # only replies take feedback
+
+        await comm.send_json_to({"type": "conversation.new"})
+        ready = (await receive_until(comm, lambda f: f["type"] == "ready"))[-1]
+        assert ready["conversation"]["id"] != first["conversation"]
+        assert ready["last_seq"] == 0
+
+        await comm.send_json_to({"type": "conversations.list"})
+        listing = (await receive_until(comm, lambda f: f["type"] == "conversations"))[-1]
+        ids = [item["id"] for item in listing["items"]]
+        assert ids == [ready["conversation"]["id"], first["conversation"]]
+        assert listing["items"][1]["preview"] == "Hello from Acme!"
+
+        await comm.send_json_to(
+            {"type": "conversation.open", "conversation": first["conversation"]}
+        )
+        frames = await receive_until(comm, lambda f: f.get("message", {}).get("seq") == 2)
+        assert frames[0]["type"] == "ready" and frames[0]["last_seq"] == 2
+        await actions.wait_for_replies()
+        await comm.disconnect()
+
+    async def test_a_refreshed_token_keeps_the_socket(self, acme_bot: Bot) -> None:
+        token, visitor = await make_token(acme_bot)
+        comm, _ = await hello(acme_bot, token)
+        fresh, _ = await database_sync_to_async(session_token)(acme_bot, visitor=visitor)
+        await comm.send_json_to({"type": "token.refresh", "token": fresh})
+        await comm.send_json_to({"type": "ping"})
+        assert (await receive(comm))["type"] == "pong"
+        other, _ = await make_token(acme_bot)  # another visitor's token
+        await comm.send_json_to({"type": "token.refresh", "token": other})
+        error = await receive(comm)
+        assert error["code"] == "bad_request"
+        await comm.disconnect()
+
+    async def test_typing_reaches_the_other_tabs_not_the_sender(
+        self, acme_bot: Bot, model: ScriptedModel
+    ) -> None:
+        token, _ = await make_token(acme_bot)
+        tab1, _ = await hello(acme_bot, token)
+        await tab1.send_json_to({"type": "message.send", "client_id": "c1", "text": "Hi"})
+        ack = (await receive_until(tab1, lambda f: f["type"] == "ack"))[-1]
+        await receive_until(tab1, is_final_reply)
+        tab2, _ = await hello(acme_bot, token, conversation=ack["conversation"], resume_after_seq=2)
+        await tab1.send_json_to({"type": "typing"})
+        assert await receive(tab2) == {"type": "typing", "who": "visitor"}
+        assert await tab1.receive_nothing(0.2)
+        await actions.wait_for_replies()
+        await tab1.disconnect()
+        await tab2.disconnect()
+
+    async def test_a_handoff_stops_the_bot_answering(
+        self, acme_bot: Bot, model: ScriptedModel
+    ) -> None:
+        token, _ = await make_token(acme_bot)
+        comm, _ = await hello(acme_bot, token)
+        await comm.send_json_to({"type": "message.send", "client_id": "c1", "text": "Hi"})
+        await receive_until(comm, is_final_reply)
+        await comm.send_json_to({"type": "handoff.request"})
+        system = (
+            await receive_until(comm, lambda f: f.get("message", {}).get("role") == "system")
+        )[-1]
+        assert system["message"]["text"] == "handoff.requested"
+        await comm.send_json_to({"type": "message.send", "client_id": "c2", "text": "Hello?"})
+        await receive_until(comm, lambda f: f["type"] == "ack")
+        await actions.wait_for_replies()
+        assert model.calls == 1
+        assert (
+            await database_sync_to_async(Conversation.objects.filter(status="waiting").count)() == 1
+        )
+        await comm.disconnect()
+
+
+class TestSharedLimits:
+    @pytest.mark.parametrize("scope", ["send:ip", "send:bot"])
+    async def test_ip_and_bot_limits_apply_across_visitors(
+        self, acme_bot: Bot, model: ScriptedModel, settings: object, scope: str
+    ) -> None:
+        settings.WIDGET_RATE_LIMITS = {scope: (1, 60)}  # type: ignore[attr-defined]
+        first_token, _ = await make_token(acme_bot)
+        first, _ = await hello(acme_bot, first_token)
+        await first.send_json_to({"type": "message.send", "client_id": "a", "text": "hi"})
+        await receive_until(first, lambda f: f["type"] == "ack")
+        second_token, _ = await make_token(acme_bot)
+        second, _ = await hello(acme_bot, second_token)
+        await second.send_json_to({"type": "message.send", "client_id": "b", "text": "hi"})
+        error = (await receive_until(second, lambda f: f["type"] == "error"))[-1]
+        assert error["code"] == "rate_limited" and error["retry_after"] >= 1
+        await actions.wait_for_replies()
+        await first.disconnect()
+        await second.disconnect()

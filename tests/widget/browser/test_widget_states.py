@@ -250,3 +250,30 @@ def test_visitor_asks_for_a_person_and_the_bot_steps_back(
         "() => document.querySelector('#log .msg.system').textContent"
         ".includes('Nous avons demandé')"
     )
+
+
+def test_a_stale_conversation_id_in_storage_is_dropped_and_chat_goes_on(
+    page: Any, shop: Shop, scripted: ScriptedModel
+) -> None:
+    frame = open_widget(page, shop.url)
+    send(frame, "first visit")
+    wait_for_reply(frame, "plain HTTP")
+    frame.evaluate(
+        """() => {
+            const key = localStorage.key(0);
+            const saved = JSON.parse(localStorage.getItem(key));
+            localStorage.setItem(key, JSON.stringify({...saved, conversation: 'c_not_mine'}));
+        }"""
+    )
+    page.reload()
+    frame = open_widget(page, shop.url)
+    # The server refuses the unknown id; the frame forgets it and reopens the visitor's own.
+    frame.wait_for_function(
+        "() => document.getElementById('log').textContent.includes('first visit')"
+    )
+    stored = frame.evaluate(
+        "() => JSON.parse(localStorage.getItem(localStorage.key(0))).conversation"
+    )
+    assert stored.startswith("c_") and stored != "c_not_mine"
+    send(frame, "still here")
+    frame.wait_for_selector("#log .msg.visitor[data-seq='3']")

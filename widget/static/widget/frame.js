@@ -522,6 +522,13 @@
     reconnect();
   }
 
+  // The conversation we asked for is not this visitor's (a new anonymous visitor, say, after
+  // the resume secret was refused): start from the visitor's own.
+  function forgetConversation() {
+    store.set({ conversation: null });
+    reconnect(0);
+  }
+
   function halt(key, retry = true) {
     halted = true;
     disconnect();
@@ -568,7 +575,9 @@
       });
       if (!response.ok) throw await httpError(response);
     } catch (error) {
-      if (stream === controller) fail(error);
+      if (stream !== controller) return;
+      if (error.code === 'not_found' && current) forgetConversation();
+      else fail(error);
       return;
     }
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -779,6 +788,7 @@
       return renderStatic();
     }
     if (frame.code === 'images_not_supported') return showBanner('imageType');
+    if (frame.code === 'not_found' && !ready) return forgetConversation();
     if (frame.code === 'not_found') return showBanner('error');
     if (!local) showBanner('error', null, connectNow);
   }
