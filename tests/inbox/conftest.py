@@ -7,7 +7,7 @@ import pytest
 from chatbot.bots.models import Bot
 from chatbot.tenants.models import Tenant
 from tests.inbox.helpers import make_bot
-from tests.widget.conftest import model  # noqa: F401 (a fixture, re-exported)
+from tests.widget.conftest import acme_bot, model  # noqa: F401 (fixtures, re-exported)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from chatbot.routing import websocket_urlpatterns
 from chatbot.tenants.models import User
 from tests.widget.conftest import (
     ScriptedModel,
-    acme_bot,  # noqa: F401 (a fixture)
     connect,
     receive,
     receive_until,
