@@ -107,6 +107,14 @@ def open_visitor(
     return Visitor.objects.create(bot=bot, locale=locale[:10])
 
 
+def note_visitor_context(visitor: Visitor, *, page_url: str = "", user_agent: str = "") -> None:
+    """Remember where and with what browser the visitor chats (shown to agents)."""
+    page_url, user_agent = page_url[:500], user_agent[:300]
+    if (visitor.page_url, visitor.user_agent) != (page_url, user_agent):
+        visitor.page_url, visitor.user_agent = page_url, user_agent
+        Visitor.objects.filter(pk=visitor.pk).update(page_url=page_url, user_agent=user_agent)
+
+
 # --- Conversations ----------------------------------------------------------------------------
 
 

@@ -214,3 +214,16 @@ async def test_bad_frames_get_error_frames(alice: User) -> None:
     await comm.send_json_to({"type": "typing"})
     assert (await receive(comm))["code"] == "not_subscribed"
     await comm.disconnect()
+
+
+async def test_the_widget_records_the_site_and_browser_for_agents(acme_bot: Bot) -> None:
+    token, visitor = await database_sync_to_async(session_token)(acme_bot)
+    comm = connect(acme_bot)
+    comm.scope["headers"].append((b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) Firefox/131.0"))
+    assert (await comm.connect())[0]
+    await comm.send_json_to({"type": "hello", "token": token})
+    assert (await receive(comm))["type"] == "ready"
+    await visitor.arefresh_from_db()
+    assert visitor.page_url == "https://shop.acme.test"
+    assert "Firefox/131.0" in visitor.user_agent
+    await comm.disconnect()
