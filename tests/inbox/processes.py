@@ -50,21 +50,20 @@ def child_env(**extra: str) -> dict[str, str]:
 def process(
     command: list[str], env: dict[str, str]
 ) -> Iterator[tuple[subprocess.Popen[bytes], IO[bytes]]]:
-    """Run `command`; on exit stop it (SIGTERM, then SIGKILL) and show its log on failure."""
-    log = tempfile.TemporaryFile()
-    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield child, log
-    finally:
-        child.terminate()
+    """Run `command`; on exit stop it (SIGTERM, then SIGKILL) and print the end of its log."""
+    with tempfile.TemporaryFile() as log:
+        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        log.seek(0)
-        sys.stderr.write(log.read().decode(errors="replace")[-4000:])
-        log.close()
+            yield child, log
+        finally:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-4000:])
 
 
 def wait_until_up(url: str, child: subprocess.Popen[bytes], seconds: float = 60) -> None:
