@@ -13,7 +13,8 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 ALLOWED_TAGS = {"p", "strong", "em", "code", "pre", "ul", "ol", "li", "a", "br"}
-ALLOWED_ATTRIBUTES = {"a": {"href"}}
+# "*" (attributes on every tag) empty: nh3 would otherwise allow lang and title everywhere.
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {"a": {"href"}, "*": set()}
 ALLOWED_SCHEMES = {"http", "https"}
 
 # commonmark without raw HTML; linkify off (it needs an extra package and adds nothing here).

@@ -14,11 +14,11 @@
   var socket = null;
   var retry = 500;
   var lastTyping = 0;
-  var refetchTimer = null;
+  var timers = new Map(); // one pending call per function: bursts of events fetch once
 
   function debounce(fn) {
-    if (refetchTimer) clearTimeout(refetchTimer);
-    refetchTimer = setTimeout(fn, 150);
+    if (timers.has(fn)) clearTimeout(timers.get(fn));
+    timers.set(fn, setTimeout(function () { timers.delete(fn); fn(); }, 150));
   }
 
   function swap(url, target) {
