@@ -1,6 +1,7 @@
 """Full-text search over messages, and the inbox's filtered conversation list.
 
-PostgreSQL: `to_tsvector('simple', text)` with a GIN expression index (migration 0003).
+PostgreSQL: a stored generated column `search_vector = to_tsvector('simple', text)` with a
+GIN index (migrations 0003 and 0004; the column is not in the Django model).
 SQLite (the embedded default): an FTS5 table kept in step with the messages by triggers
 (same migration). The 'simple' configuration does not stem: visitors write in many
 languages, and a wrong stemmer is worse than none.
@@ -42,7 +43,7 @@ def matching_conversation_ids(query: str) -> RawSQL | None:
         tsquery = " & ".join(f"{term}:*" for term in terms)
         return RawSQL(
             "SELECT conversation_id FROM conversations_message "
-            "WHERE to_tsvector('simple', text) @@ to_tsquery('simple', %s)",
+            "WHERE search_vector @@ to_tsquery('simple', %s)",
             [tsquery],
         )
     # FTS5: each word quoted (no operators from the visitor's text) and as a prefix.

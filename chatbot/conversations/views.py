@@ -101,15 +101,22 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         .order_by("-seq")
         .values("text")[:1]
     )
-    # One query for the page whatever its size: related rows joined, the preview a subquery.
-    conversations = (
-        _filtered(request)
-        .select_related("bot", "visitor", "assignee")
-        .annotate(preview=Subquery(last_text))
-    )
     size = _int(request.GET.get("size")) or PAGE_SIZES[0]
     size = size if size in PAGE_SIZES else PAGE_SIZES[0]
-    page = Paginator(conversations, size).get_page(request.GET.get("page"))
+    # Two queries for the page whatever its size: the page's ids (sorted and cut by the
+    # database on the bare table), then those rows with their related rows joined and the
+    # preview as a subquery, which then runs for the page's rows only.
+    page = Paginator(_filtered(request).values_list("pk", flat=True), size).get_page(
+        request.GET.get("page")
+    )
+    ids = list(page.object_list)
+    rows = (
+        Conversation.objects.filter(pk__in=ids)
+        .select_related("bot", "visitor", "assignee")
+        .annotate(preview=Subquery(last_text))
+        .in_bulk()
+    )
+    page.object_list = [rows[pk] for pk in ids if pk in rows]
     query = request.GET.copy()
     query.pop("page", None)
     return {
