@@ -36,6 +36,7 @@ from chatbot.tenants.permissions import manager_required, member_required
 from . import export, takeover
 from .actions import ActionError
 from .models import CannedResponse, Conversation, Message, Role, Status, Visitor
+from .payloads import attachment_url
 from .search import InboxFilter, filter_conversations, waiting_count
 
 PAGE_SIZES = (25, 50, 100)
@@ -216,6 +217,8 @@ def _detail_context(request: HttpRequest, conversation: Conversation) -> dict[st
         "Status": Status,
         "render_markdown": render_markdown,
         "system_text": system_text,
+        # Re-encoded images, served as downloads (Content-Disposition: attachment, nosniff).
+        "attachment_url": attachment_url,
     }
 
 

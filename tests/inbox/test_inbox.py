@@ -563,3 +563,24 @@ class TestCannedResponses:
         page = client_for(charlie).get(f"/conversations/{conversation.public_id}/")
         assert "Orders ship in 2 days." in page.content.decode()
         assert CannedResponse.objects.for_tenant(acme).count() == 1
+
+
+def test_the_transcript_links_the_visitors_images(
+    client_for: Any, charlie: User, bot: Bot, django_capture_on_commit_callbacks: Any
+) -> None:
+    conversation = chat(bot, "Look at this", reply=None)
+    message = Message.objects.get(conversation=conversation)
+    Attachment.objects.create(
+        bot=bot,
+        visitor=conversation.visitor,
+        message=message,
+        content_type="image/png",
+        size=2048,
+        width=28,
+        height=28,
+        sha256="0" * 64,
+        stored_name="widget-attachments/x/y.png",
+    )
+    page = client_for(charlie).get(f"/conversations/{conversation.public_id}/").content.decode()
+    assert "Image attached</a> (image/png, 28×28, 2.0 KB)" in page
+    assert 'href="/widget/attachments/' in page
