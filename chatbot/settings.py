@@ -390,6 +390,14 @@ CELERY_BEAT_SCHEDULE = {
 if TESTING:
     # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Celery beat (`celery -A chatbot beat`): periodic jobs. Apps add their own entries.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Knowledge sources with a re-sync schedule (daily/weekly) are queued when due.
+    "knowledge-resync-due": {
+        "task": "chatbot.knowledge.tasks.resync_due_sources",
+        "schedule": 15 * 60,
+    },
+}
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 
 from chatbot.lib import outbound
+from chatbot.tenants import audit
 
 from .models import Auth, Kind, ModelEndpoint, Source
 from .spec import normalize_base_url, spec_from_mapping
@@ -63,6 +64,7 @@ def add_tenant_endpoint(
     auth: str = Auth.BEARER,
     images: bool = False,
     context_window: int = 8192,
+    actor: Any = None,
 ) -> ModelEndpoint:
     if not 256 <= context_window <= 2_000_000:
         raise EndpointInvalid("The context window must be between 256 and 2,000,000 tokens.")
@@ -86,11 +88,19 @@ def add_tenant_endpoint(
     try:
         with transaction.atomic():
             endpoint.save()
+            # The key is never part of the audit details.
+            audit.record(
+                tenant, actor, "model_endpoint.added", target=name, kind=kind, url=base_url
+            )
     except IntegrityError:
         raise EndpointInvalid(f"An endpoint named {name!r} already exists.") from None
     return endpoint
 
 
-def delete_tenant_endpoint(tenant: Tenant, endpoint_id: int) -> None:
+def delete_tenant_endpoint(tenant: Tenant, endpoint_id: int, actor: Any = None) -> None:
+    """Remove a tenant's own endpoint; bots routed to it fall back to the rest of their
+    route (or the operator's default)."""
     endpoint = ModelEndpoint.objects.get_for_tenant_or_404(tenant, pk=endpoint_id)
-    endpoint.delete()
+    with transaction.atomic():
+        endpoint.delete()
+        audit.record(tenant, actor, "model_endpoint.removed", target=endpoint.name)

@@ -59,6 +59,9 @@ class ModelEndpointAdmin(EndpointAdminBase):
 
     @admin.display(description="Status (this process)")
     def status(self, endpoint: ModelEndpoint) -> str:
+        problem = endpoint.secret_problem()
+        if problem:
+            return problem
         health = health_for(endpoint.spec())
         if health.breaker.is_open:
             return "skipped after failures"

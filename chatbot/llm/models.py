@@ -4,7 +4,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from chatbot.lib.crypto import decrypt_str, encrypt_str
+from chatbot.lib.crypto import UndecryptableSecret, decrypt_str, encrypt_str
 from chatbot.tenants.models import Tenant
 from chatbot.tenants.scoping import TenantScopedManager
 
@@ -101,7 +101,23 @@ class ModelEndpoint(models.Model):
     def is_operator(self) -> bool:
         return self.tenant_id is None
 
-    def spec(self) -> EndpointSpec:
+    def secret_problem(self) -> str | None:
+        """Why the stored secret cannot be used, or None."""
+        try:
+            decrypt_str(self.secret_encrypted)
+        except UndecryptableSecret as exc:
+            return str(exc)
+        return None
+
+    def spec(self, *, strict: bool = True) -> EndpointSpec:
+        """The runtime view of this endpoint. strict=False (status displays) tolerates a secret
+        that cannot be decrypted; requests use strict and skip such an endpoint."""
+        try:
+            secret = self.secret
+        except UndecryptableSecret:
+            if strict:
+                raise
+            secret = ""
         owner = f"tenant:{self.tenant_id}" if self.tenant_id else "op"
         return EndpointSpec(
             name=self.name,
@@ -109,7 +125,7 @@ class ModelEndpoint(models.Model):
             base_url=normalize_base_url(self.kind, self.base_url, self.region),
             model=self.model,
             auth=self.auth,  # type: ignore[arg-type]
-            api_key=self.secret,
+            api_key=secret,
             auth_header=self.auth_header or "api-key",
             aws_access_key_id=self.aws_access_key_id,
             region=self.region,

@@ -13,7 +13,7 @@ import logging
 import threading
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from . import detect
 from .models import ModelEndpoint, Source
@@ -95,7 +95,11 @@ def _adopt_detected() -> None:
     found = detect.detected()
     base = 1000  # after anything the operator adds later
     for offset, spec in enumerate(found.specs):
-        upsert_operator_endpoint(spec, Source.AUTODETECT, base + offset)
+        try:
+            with transaction.atomic():
+                upsert_operator_endpoint(spec, Source.AUTODETECT, base + offset)
+        except IntegrityError:
+            pass  # another process adopted it at the same moment
 
 
 def ensure_ready() -> None:
@@ -106,7 +110,12 @@ def ensure_ready() -> None:
     global _synced
     with _sync_lock:
         if not _synced:
-            sync_declared()
+            try:
+                sync_declared()
+            except IntegrityError:
+                # Several processes starting together insert the same names; the loser's
+                # second pass finds the rows and updates them.
+                sync_declared()
             _synced = True
     _adopt_detected()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -29,6 +30,8 @@ from .adapters import LLMError, adapter_for
 from .adapters.base import classify_transport
 from .spec import EndpointSpec
 from .types import ChatRequest, Event, Finish, Routed, StreamError, TextDelta, ToolCallDelta, Usage
+
+log = logging.getLogger(__name__)
 
 # Errors that say something about the endpoint's health; the others are about the request.
 _BREAKER_CODES = frozenset({"connect", "timeout", "upstream", "auth", "not_found", "rate_limited"})
@@ -170,6 +173,13 @@ def _runtime(spec: EndpointSpec) -> _Runtime:
     return runtime
 
 
+async def discard(spec: EndpointSpec) -> None:
+    """Close and forget one endpoint's pool in this loop (a one-off check's)."""
+    runtime = _runtimes.get(asyncio.get_running_loop(), {}).pop(spec.key, None)
+    if runtime is not None:
+        await runtime.client.aclose()
+
+
 async def close_pools() -> None:
     """Close this loop's connection pools (shutdown, tests)."""
     loop = asyncio.get_running_loop()
@@ -234,25 +244,33 @@ async def stream_route(
                 )
             )
             continue
-        outcome: list[StreamError | None] = []
-        sent = False
-        # aclosing: if our caller stops early, the attempt (and its upstream response) closes
-        # now, not whenever the garbage collector gets to it.
-        async with contextlib.aclosing(_attempt(spec, build, started, outcome)) as attempt:
-            async for event in attempt:
-                sent = sent or isinstance(event, Routed)
-                yield event
-        error = outcome[0] if outcome else None
-        if error is None or sent:
-            return  # answered (or failed after sending: _attempt already yielded the Finish)
-        errors.append((spec, error))
-        if error.code == "cancelled":
-            break
+        for _try in range(2):
+            outcome: list[StreamError | None] = []
+            retry_same: list[bool] = []
+            sent = False
+            # aclosing: if our caller stops early, the attempt (and its upstream response)
+            # closes now, not whenever the garbage collector gets to it.
+            attempt = _attempt(spec, build, started, outcome, retry_same)
+            async with contextlib.aclosing(attempt):
+                async for event in attempt:
+                    sent = sent or isinstance(event, Routed)
+                    yield event
+            error = outcome[0] if outcome else None
+            if error is None or sent:
+                return  # answered (or failed after sending: _attempt yielded the Finish)
+            if not retry_same or not health.breaker.allow():
+                break
+        if error is not None:
+            errors.append((spec, error))
     yield Finish("error", _combine(errors))
 
 
 async def _attempt(
-    spec: EndpointSpec, build: Builder, started: float, outcome: list[StreamError | None]
+    spec: EndpointSpec,
+    build: Builder,
+    started: float,
+    outcome: list[StreamError | None],
+    retry_same: list[bool],
 ) -> AsyncGenerator[Event, None]:
     """One endpoint's try. Appends the error (or None) to `outcome`; yields only once the
     endpoint has produced its first token (or finished), so a failure before that lets the
@@ -286,42 +304,56 @@ async def _attempt(
     ttft_ms: int | None = None
     usage = Usage(0, 0)
     error: StreamError | None = None
+    deadline = _Deadline(loop)
     try:
         stream = adapter_for(spec.kind).stream(runtime.client, spec, request)
-        async with contextlib.aclosing(stream):
-            # The deadline covers the wait for the first token, then each gap between events;
-            # it is suspended (None) while the caller holds an event, so a slow consumer is
-            # never mistaken for a stalled server.
-            async with asyncio.timeout_at(loop.time() + spec.first_token_timeout) as deadline:
-                async for event in stream:
-                    deadline.reschedule(None)
-                    if isinstance(event, TextDelta | ToolCallDelta):
-                        if not sent:
-                            sent = True
-                            ttft_ms = int((time.monotonic() - started) * 1000)
-                            health.last_ttft_ms = ttft_ms
-                            yield Routed(endpoint=spec.name, model=spec.model)
-                        yield event
-                    elif isinstance(event, Usage):
-                        usage = event
-                    elif isinstance(event, Finish):
-                        if not sent:
-                            sent = True  # an empty reply is still an answer
-                            yield Routed(endpoint=spec.name, model=spec.model)
-                        breaker.success()
-                        health.last_ok_at = time.time()
-                        outcome.append(None)
-                        yield _timed(usage, spec, started, ttft_ms)
-                        yield event
-                        return
-                    deadline.reschedule(
-                        loop.time() + (spec.idle_timeout if sent else spec.first_token_timeout)
-                    )
+        try:
+            async with contextlib.aclosing(stream):
+                # The deadline covers the wait for the first token, then each gap between events;
+                # it is suspended while the caller holds an event, so a slow consumer is never
+                # mistaken for a stalled server.
+                deadline.arm(spec.first_token_timeout)
+                try:
+                    async for event in stream:
+                        deadline.suspend()
+                        if isinstance(event, TextDelta | ToolCallDelta):
+                            if not sent:
+                                sent = True
+                                # Streaming means healthy: close the breaker now rather than at
+                                # the end, so a long half-open probe does not hold others back.
+                                breaker.success()
+                                ttft_ms = int((time.monotonic() - started) * 1000)
+                                health.last_ttft_ms = ttft_ms
+                                yield Routed(endpoint=spec.name, model=spec.model)
+                            yield event
+                        elif isinstance(event, Usage):
+                            usage = event
+                        elif isinstance(event, Finish):
+                            if not sent:
+                                sent = True  # an empty reply is still an answer
+                                yield Routed(endpoint=spec.name, model=spec.model)
+                            breaker.success()
+                            health.last_ok_at = time.time()
+                            outcome.append(None)
+                            timed = _timed(usage, spec, started, ttft_ms)
+                            _log_reply(timed, event.reason)
+                            yield timed
+                            yield event
+                            return
+                        deadline.arm(spec.idle_timeout if sent else spec.first_token_timeout)
+                finally:
+                    deadline.suspend()
+        except asyncio.CancelledError:
+            if deadline.expired():  # ours: the server stalled
+                raise TimeoutError from None
+            raise
         error = StreamError(
             "upstream", f"{spec.label} ended the stream without finishing", retryable=True
         )
     except LLMError as exc:
         error = exc.error
+        if exc.retry_same and not sent:
+            retry_same.append(True)
     except TimeoutError:
         if sent:
             message = f"{spec.label} stalled: no token for {spec.idle_timeout:g}s"
@@ -329,11 +361,15 @@ async def _attempt(
             message = f"{spec.label} sent no token within {spec.first_token_timeout:g}s"
         error = StreamError("timeout", message, retryable=True)
     except httpx.HTTPError as exc:
-        error = classify_transport(exc, spec).error
+        classified = classify_transport(exc, spec)
+        error = classified.error
+        if classified.retry_same and not sent:
+            retry_same.append(True)
     except (asyncio.CancelledError, GeneratorExit):
         breaker.release()
         raise
     finally:
+        deadline.close()
         health.in_flight -= 1
         runtime.slots.release()
     if error.code in _BREAKER_CODES:
@@ -344,8 +380,73 @@ async def _attempt(
     health.last_error_at = time.time()
     outcome.append(error)
     if sent:
-        yield _timed(usage, spec, started, ttft_ms)
+        timed = _timed(usage, spec, started, ttft_ms)
+        _log_reply(timed, f"error:{error.code}")
+        yield timed
         yield Finish("error", error)
+    else:
+        log.warning("llm endpoint=%s failed before the first token: %s", spec.label, error.message)
+
+
+class _Deadline:
+    """A timeout whose deadline moves with every event for the price of one float store.
+
+    `asyncio.timeout().reschedule()` re-arms a timer handle per call, which at thousands of
+    tokens a second was a sixth of the relay's CPU. Here one timer wakes at the current
+    deadline; if the deadline moved on meanwhile it sleeps again until then, otherwise it
+    cancels the task, and `expired()` tells that cancellation from any other.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.cancelling = task.cancelling()
+        self.at: float | None = None
+        self.handle: asyncio.TimerHandle | None = None
+        self.fired = False
+
+    def arm(self, seconds: float) -> None:
+        self.at = self.loop.time() + seconds
+        if self.handle is None:
+            self.handle = self.loop.call_at(self.at, self._check)
+
+    def suspend(self) -> None:
+        self.at = None
+
+    def _check(self) -> None:
+        self.handle = None
+        if self.at is None:
+            return  # suspended; the next arm() sets a timer again
+        if self.loop.time() < self.at:
+            self.handle = self.loop.call_at(self.at, self._check)
+            return
+        self.fired = True
+        self.task.cancel()
+
+    def expired(self) -> bool:
+        """True if the CancelledError being handled is ours (and turns it into a timeout)."""
+        return self.fired and self.task.uncancel() <= self.cancelling
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+def _log_reply(usage: Usage, reason: str) -> None:
+    log.info(
+        "llm reply endpoint=%s model=%s finish=%s prompt_tokens=%d completion_tokens=%d "
+        "ttft_ms=%s duration_ms=%s",
+        usage.endpoint,
+        usage.model,
+        reason,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.ttft_ms,
+        usage.duration_ms,
+    )
 
 
 def _timed(usage: Usage, spec: EndpointSpec, started: float, ttft_ms: int | None) -> Usage:

@@ -83,7 +83,7 @@ def _reachable(endpoint: ModelEndpoint) -> bool:
         found = detect.cached()
         if found is not None and endpoint.name not in {s.name for s in found.specs}:
             return False
-    return not health_for(endpoint.spec()).breaker.is_open
+    return not health_for(endpoint.spec(strict=False)).breaker.is_open
 
 
 def bot_model_status(bot: Bot) -> Literal["ok", "offline"]:
@@ -92,7 +92,14 @@ def bot_model_status(bot: Bot) -> Literal["ok", "offline"]:
 
 
 def _route_specs(bot: Bot) -> list[EndpointSpec]:
-    return [endpoint.spec() for endpoint in bot_route(bot)]
+    specs = []
+    for endpoint in bot_route(bot):
+        problem = endpoint.secret_problem()
+        if problem:
+            log.error("llm: endpoint %s skipped: %s", endpoint.name, problem)
+            continue
+        specs.append(endpoint.spec())
+    return specs
 
 
 async def stream_reply(

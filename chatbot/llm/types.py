@@ -50,12 +50,22 @@ class ChatMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call (a later issue wires these to the tenant's actions)."""
+
+    name: str
+    description: str
+    parameters: dict[str, object]  # JSON Schema of the arguments
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     messages: tuple[ChatMessage, ...]
     system: str = ""
     temperature: float | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
     # Engine-specific extras passed through verbatim (e.g. logit_bias for benchmarks).
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -5,23 +5,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from asgiref.sync import async_to_sync
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from chatbot.tenants.permissions import manager_required
+
 from . import actions, detect
+from .check import check_endpoint
 from .models import Auth, Kind, ModelEndpoint, Source
 from .routing import health_for
 from .service import endpoints_for_tenant
-
-
-def _manager(request: HttpRequest) -> None:
-    membership = getattr(request, "membership", None)
-    if membership is None or not membership.can_manage:
-        raise PermissionDenied("Only owners and admins manage model endpoints.")
 
 
 @dataclass
@@ -32,6 +28,9 @@ class Row:
 
 
 def _row(endpoint: ModelEndpoint) -> Row:
+    problem = endpoint.secret_problem()
+    if problem:
+        return Row(endpoint, "down", problem)
     health = health_for(endpoint.spec())
     if endpoint.source == Source.AUTODETECT:
         found = detect.cached()
@@ -49,9 +48,8 @@ def _row(endpoint: ModelEndpoint) -> Row:
     return Row(endpoint, "unknown", "not used by this process yet")
 
 
-@login_required
+@manager_required
 def endpoints(request: HttpRequest) -> HttpResponse:
-    _manager(request)
     tenant = request.tenant  # type: ignore[attr-defined]
     rows = [_row(e) for e in endpoints_for_tenant(tenant)]
     operator_rows = [r for r in rows if r.endpoint.is_operator]
@@ -76,10 +74,9 @@ def endpoints(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@manager_required
 @require_POST
 def add_endpoint(request: HttpRequest) -> HttpResponse:
-    _manager(request)
     data = request.POST
     try:
         context_window = int(data.get("context_window") or 8192)
@@ -96,6 +93,7 @@ def add_endpoint(request: HttpRequest) -> HttpResponse:
             auth=data.get("auth", Auth.BEARER),
             images=data.get("images") == "on",
             context_window=context_window,
+            actor=request.user,
         )
     except actions.EndpointInvalid as exc:
         messages.error(request, str(exc))
@@ -104,10 +102,37 @@ def add_endpoint(request: HttpRequest) -> HttpResponse:
     return redirect("llm:endpoints")
 
 
-@login_required
+@manager_required
 @require_POST
 def delete_endpoint(request: HttpRequest, endpoint_id: int) -> HttpResponse:
-    _manager(request)
-    actions.delete_tenant_endpoint(request.tenant, endpoint_id)  # type: ignore[attr-defined]
+    actions.delete_tenant_endpoint(
+        request.tenant,  # type: ignore[attr-defined]
+        endpoint_id,
+        actor=request.user,
+    )
     messages.success(request, "Endpoint removed.")
+    return redirect("llm:endpoints")
+
+
+@manager_required
+@require_POST
+def check_own_endpoint(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """Stream a short reply from one of the workspace's own endpoints and show the timings.
+
+    Only the workspace's own endpoints: the operator's are checked by the operator
+    (`manage.py llm check`), so tenants cannot spend the platform's model time this way.
+    """
+    endpoint = ModelEndpoint.objects.get_for_tenant_or_404(
+        request.tenant,  # type: ignore[attr-defined]
+        pk=endpoint_id,
+    )
+    problem = endpoint.secret_problem()
+    if problem:
+        messages.error(request, f"{endpoint.name}: {problem}")
+        return redirect("llm:endpoints")
+    result = async_to_sync(check_endpoint)(endpoint.spec(), max_tokens=24)
+    if result.error is None:
+        messages.success(request, f"{endpoint.name} answered: {result.summary()}.")
+    else:
+        messages.error(request, f"{endpoint.name}: {result.summary()} {result.hint}".strip())
     return redirect("llm:endpoints")

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -9,8 +10,21 @@ import pytest
 from chatbot.llm import detect, registry, routing
 from chatbot.llm.spec import EndpointSpec
 from chatbot.llm.types import ChatMessage, ChatRequest, Event, Finish, TextDelta, Usage
+from tests.asyncrun import run
 
 _counter = itertools.count()
+
+
+def in_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test on a fresh event loop in its own thread (see tests/asyncrun.py:
+    pytest-asyncio tests break once the session's Playwright browser is up). Fixtures are
+    resolved from the wrapped signature as usual."""
+
+    @functools.wraps(test)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        run(test(*args, **kwargs))
+
+    return wrapper
 
 
 def make_spec(url: str, kind: str = "openai", **overrides: Any) -> EndpointSpec:

@@ -20,3 +20,20 @@ def endpoint_delete(world: World) -> IdRouteCase:
         kwargs={"endpoint_id": endpoint.pk},
         state=lambda: list(ModelEndpoint.objects.filter(tenant=world.acme).values()),
     )
+
+
+@register_id_route("llm:endpoint_check")
+def endpoint_check(world: World) -> IdRouteCase:
+    # An unroutable address: alice's check fails fast, bob must not even reach it.
+    endpoint = ModelEndpoint.objects.create(
+        tenant=world.acme,
+        name="Acme check",
+        kind=Kind.OPENAI,
+        base_url="http://127.0.0.1:9/v1",
+        model="llama-3.1-8b",
+        source=Source.TENANT,
+    )
+    return IdRouteCase(
+        kwargs={"endpoint_id": endpoint.pk},
+        state=lambda: list(ModelEndpoint.objects.filter(tenant=world.acme).values()),
+    )

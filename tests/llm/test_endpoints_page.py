@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client, override_settings
 from django.urls import reverse
 
 from chatbot.llm.models import ModelEndpoint, Source
-from chatbot.tenants.models import Tenant, User
+from chatbot.tenants.models import AuditEvent, Tenant, User
 
 OLLAMA = {"name": "local", "kind": "ollama", "url": "http://127.0.0.1:11434", "model": "llama3.2"}
 
@@ -95,6 +96,19 @@ def test_an_owner_adds_and_removes_an_endpoint(
     assert "together" in page and "tgp_secret" not in page
     client.post(reverse("llm:endpoint_delete", args=[endpoint.pk]))
     assert not ModelEndpoint.objects.filter(pk=endpoint.pk).exists()
+    events = list(
+        AuditEvent.objects.filter(tenant=acme).order_by("id").values_list("action", "target")
+    )
+    assert events == [("model_endpoint.added", "together"), ("model_endpoint.removed", "together")]
+    assert not AuditEvent.objects.filter(details__icontains="tgp_secret").exists()
+
+
+def test_managers_find_models_in_the_navigation(
+    db: None, alice: User, charlie: User, client_for: Callable[[User], Client]
+) -> None:
+    link = f'href="{reverse("llm:endpoints")}"'
+    assert link in client_for(alice).get(reverse("dashboard:home")).content.decode()
+    assert link not in client_for(charlie).get(reverse("dashboard:home")).content.decode()
 
 
 def test_a_loopback_url_is_refused_with_a_message(
@@ -129,3 +143,36 @@ def test_another_tenants_endpoint_cannot_be_deleted(
     response = client_for(bob).post(reverse("llm:endpoint_delete", args=[endpoint.pk]))
     assert response.status_code == 404
     assert ModelEndpoint.objects.filter(pk=endpoint.pk).exists()
+
+
+def test_checking_an_own_endpoint_inside_the_platform_is_refused_by_the_guard(
+    db: None, alice: User, acme: Tenant, client_for: Callable[[User], Client]
+) -> None:
+    endpoint = ModelEndpoint.objects.create(
+        tenant=acme, name="sneaky", kind="openai", base_url="http://127.0.0.1:9/v1", model="m",
+        source=Source.TENANT,
+    )  # fmt: skip
+    response = client_for(alice).post(
+        reverse("llm:endpoint_check", args=[endpoint.pk]), follow=True
+    )
+    page = response.content.decode()
+    assert "sneaky: refused to connect" in page and "loopback" in page
+
+
+@pytest.mark.llama
+def test_checking_an_own_endpoint_shows_its_timings(
+    db: None, alice: User, acme: Tenant, client_for: Callable[[User], Client], llama_server: Any
+) -> None:
+    endpoint = ModelEndpoint(
+        tenant=acme, name="tiny", kind="openai", base_url=llama_server.url + "/v1",
+        model=llama_server.model, auth="bearer", source=Source.TENANT,
+    )  # fmt: skip
+    endpoint.set_secret(llama_server.key)
+    endpoint.save()
+    # The operator allows this range (the test server is on loopback).
+    with override_settings(OUTBOUND_ALLOW_CIDRS=["127.0.0.0/8"]):
+        response = client_for(alice).post(
+            reverse("llm:endpoint_check", args=[endpoint.pk]), follow=True
+        )
+    page = response.content.decode()
+    assert "tiny answered: first token" in page and "completion 7 tokens" in page

@@ -14,11 +14,11 @@ from PIL import Image
 from chatbot.llm import routing
 from chatbot.llm.prompt import build_request
 from chatbot.llm.routing import stream_route
-from chatbot.llm.types import ChatMessage, ImagePart, Routed, TextDelta, TextPart
+from chatbot.llm.types import ChatMessage, ChatRequest, ImagePart, Routed, TextDelta, TextPart
 from tests.fixtures.llama import LlamaServer
 from tests.llama.tiny_model import REPLY, eot_token_id
 
-from .conftest import collect, finish_of, hello_request, make_spec, text_of, usage_of
+from .conftest import collect, finish_of, hello_request, in_loop, make_spec, text_of, usage_of
 
 pytestmark = pytest.mark.llama
 
@@ -46,6 +46,7 @@ def png(size: int = 28) -> bytes:
     return buffer.getvalue()
 
 
+@in_loop
 async def test_it_streams_the_exact_reply_with_usage(llama_server: LlamaServer) -> None:
     spec = llama_spec(llama_server)
     events = await collect(route(spec, hello_request()))
@@ -61,6 +62,7 @@ async def test_it_streams_the_exact_reply_with_usage(llama_server: LlamaServer) 
     assert usage.duration_ms >= usage.ttft_ms
 
 
+@in_loop
 async def test_max_tokens_gives_length(llama_server: LlamaServer) -> None:
     events = await collect(route(llama_spec(llama_server), hello_request(max_tokens=3)))
     assert text_of(events) == "Hello from a"
@@ -68,12 +70,14 @@ async def test_max_tokens_gives_length(llama_server: LlamaServer) -> None:
     assert usage_of(events).completion_tokens == 3
 
 
+@in_loop
 async def test_a_stop_sequence_gives_stop(llama_server: LlamaServer) -> None:
     events = await collect(route(llama_spec(llama_server), hello_request(stop=(" tiny",))))
     assert text_of(events) == "Hello from a"
     assert finish_of(events).reason == "stop"
 
 
+@in_loop
 async def test_a_bad_key_is_a_clear_auth_error(llama_server: LlamaServer) -> None:
     spec = llama_spec(llama_server, api_key="sk-wrong")
     events = await collect(route(spec, hello_request()))
@@ -83,12 +87,13 @@ async def test_a_bad_key_is_a_clear_auth_error(llama_server: LlamaServer) -> Non
     assert not any(isinstance(e, TextDelta) for e in events)
 
 
+@in_loop
 async def test_context_overflow_is_named(llama_server: LlamaServer) -> None:
     # The endpoint believes tokens are long, so our budget lets a too-long prompt through and
     # the server itself refuses it.
     spec = llama_spec(llama_server, chars_per_token=50.0)
     long = ChatMessage.text("user", "word " * (llama_server.context // 4))
-    events = await collect(route(spec, hello_request().__class__(messages=(long,))))
+    events = await collect(route(spec, ChatRequest(messages=(long,))))
     error = finish_of(events).error
     assert error is not None and error.code == "context" and error.status == 400
     assert "does not fit the context window" in error.message
@@ -96,6 +101,7 @@ async def test_context_overflow_is_named(llama_server: LlamaServer) -> None:
     assert routing.health_for(spec).breaker.state == "closed"
 
 
+@in_loop
 async def test_prompt_assembly_trims_history_to_fit(llama_server: LlamaServer) -> None:
     # The operator declared a smaller window than the server has; assembly must respect it.
     spec = llama_spec(llama_server, context_window=512)
@@ -113,11 +119,12 @@ async def test_prompt_assembly_trims_history_to_fit(llama_server: LlamaServer) -
     assert usage_of(events).prompt_tokens <= 512 - 32
 
 
+@in_loop
 async def test_an_image_part_reaches_the_projector(llama_server: LlamaServer) -> None:
     spec = llama_spec(llama_server)
     plain = await collect(route(spec, hello_request()))
     message = ChatMessage("user", (TextPart("Hi there"), ImagePart(png(), "image/png")))
-    events = await collect(route(spec, hello_request().__class__(messages=(message,))))
+    events = await collect(route(spec, ChatRequest(messages=(message,))))
     assert text_of(events) == REPLY and finish_of(events).reason == "stop"
     # The image costs prompt tokens: it was encoded, not dropped.
     assert usage_of(events).prompt_tokens > usage_of(plain).prompt_tokens
@@ -142,6 +149,7 @@ async def _predicted_total(server: LlamaServer) -> int:
     raise AssertionError("llama-server exposes no tokens_predicted_total")
 
 
+@in_loop
 async def test_cancelling_mid_stream_stops_generation(llama_server: LlamaServer) -> None:
     spec = llama_spec(llama_server)
     # End of turn banned: the model would fill its whole context window (~8k tokens). How many

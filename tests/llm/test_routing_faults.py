@@ -9,7 +9,7 @@ from chatbot.llm.routing import stream_route
 from chatbot.llm.types import Finish, Routed, TextDelta
 from tests.fixtures.servers import free_port
 
-from .conftest import collect, finish_of, hello_request, make_spec, text_of, usage_of
+from .conftest import collect, finish_of, hello_request, in_loop, make_spec, text_of, usage_of
 from .wire import Reply, Request, WireServer, openai_chunk
 
 
@@ -57,6 +57,7 @@ def route(*specs):  # type: ignore[no-untyped-def]
     return stream_route(list(specs), lambda _spec: request)
 
 
+@in_loop
 async def test_the_fallback_answers_when_the_primary_dies_before_the_first_token() -> None:
     async with WireServer(dies_before_first_token) as dead, WireServer(answers) as backup:
         primary, fallback = make_spec(dead.url), make_spec(backup.url)
@@ -67,6 +68,7 @@ async def test_the_fallback_answers_when_the_primary_dies_before_the_first_token
     assert len(dead.requests) == 1
 
 
+@in_loop
 async def test_no_failover_after_the_first_token_the_reply_ends_with_a_clear_error() -> None:
     async with WireServer(dies_after_first_token) as dying, WireServer(answers) as backup:
         events = await collect(route(make_spec(dying.url), make_spec(backup.url)))
@@ -77,6 +79,7 @@ async def test_no_failover_after_the_first_token_the_reply_ends_with_a_clear_err
     assert backup.requests == []  # the visitor already saw text: no second answer spliced in
 
 
+@in_loop
 async def test_a_refused_connection_fails_over_and_is_named() -> None:
     closed_port = free_port()
     refused = make_spec(f"http://127.0.0.1:{closed_port}")
@@ -87,6 +90,7 @@ async def test_a_refused_connection_fails_over_and_is_named() -> None:
     assert health.last_error is not None and "connection refused" in health.last_error.message
 
 
+@in_loop
 async def test_all_endpoints_failing_gives_one_error_naming_each() -> None:
     refused = make_spec(f"http://127.0.0.1:{free_port()}", name="local")
     async with WireServer(dies_before_first_token) as dead:
@@ -97,6 +101,7 @@ async def test_all_endpoints_failing_gives_one_error_naming_each() -> None:
     assert not any(isinstance(e, Routed) for e in events)
 
 
+@in_loop
 async def test_a_stall_before_the_first_token_times_out_and_fails_over() -> None:
     async with WireServer(stalls_before_first_token) as stalled, WireServer(answers) as backup:
         slow = make_spec(stalled.url, first_token_timeout=0.3)
@@ -105,6 +110,7 @@ async def test_a_stall_before_the_first_token_times_out_and_fails_over() -> None
     assert routing.health_for(slow).last_error.code == "timeout"  # type: ignore[union-attr]
 
 
+@in_loop
 async def test_a_stall_between_tokens_fires_the_idle_timeout() -> None:
     async with WireServer(stalls_after_first_token) as stalled:
         events = await collect(route(make_spec(stalled.url, idle_timeout=0.3)))
@@ -115,15 +121,17 @@ async def test_a_stall_between_tokens_fires_the_idle_timeout() -> None:
     assert usage.ttft_ms is not None and usage.duration_ms is not None
 
 
+@in_loop
 async def test_a_slow_consumer_is_not_mistaken_for_a_stalled_server() -> None:
     async with WireServer(answers) as server:
         events = []
-        async for event in route(make_spec(server.url, idle_timeout=0.2)):
+        async for event in route(make_spec(server.url, idle_timeout=0.1)):
             events.append(event)
-            await asyncio.sleep(0.3)  # longer than the idle timeout, on our side
+            await asyncio.sleep(0.15)  # longer than the idle timeout, on our side
     assert finish_of(events).reason == "stop"
 
 
+@in_loop
 async def test_the_breaker_opens_after_repeated_failures_and_recovers() -> None:
     healthy = {"now": False}
 
@@ -161,6 +169,7 @@ async def test_the_breaker_opens_after_repeated_failures_and_recovers() -> None:
         assert len(server.requests) == 3
 
 
+@in_loop
 async def test_a_failed_half_open_probe_reopens_the_breaker() -> None:
     async def broken(request: Request, reply: Reply) -> None:
         await reply.whole(500, {"error": "boom"})
@@ -175,6 +184,7 @@ async def test_a_failed_half_open_probe_reopens_the_breaker() -> None:
         assert len(server.requests) == 2
 
 
+@in_loop
 async def test_request_errors_do_not_trip_the_breaker() -> None:
     async def too_long(request: Request, reply: Reply) -> None:
         await reply.whole(
@@ -194,6 +204,7 @@ async def test_request_errors_do_not_trip_the_breaker() -> None:
     assert routing.health_for(spec).breaker.state == "closed"
 
 
+@in_loop
 async def test_the_concurrency_limit_queues_then_times_out() -> None:
     async with WireServer(stalls_after_first_token) as server, WireServer(answers) as backup:
         busy = make_spec(server.url, max_concurrency=1, queue_timeout=0.2, idle_timeout=30)
@@ -209,6 +220,7 @@ async def test_the_concurrency_limit_queues_then_times_out() -> None:
         assert server.connections == 1
 
 
+@in_loop
 async def test_cancelling_the_consumer_closes_the_upstream_request() -> None:
     async with WireServer(streams_forever) as server:
         spec = make_spec(server.url)
@@ -229,6 +241,7 @@ async def test_cancelling_the_consumer_closes_the_upstream_request() -> None:
     assert routing.health_for(spec).breaker.state == "closed"
 
 
+@in_loop
 async def test_closing_the_stream_early_closes_the_upstream_request() -> None:
     async with WireServer(streams_forever) as server:
         stream = route(make_spec(server.url))
@@ -239,7 +252,42 @@ async def test_closing_the_stream_early_closes_the_upstream_request() -> None:
         await asyncio.wait_for(server.disconnected.wait(), timeout=5)
 
 
+@in_loop
 async def test_no_endpoint_means_offline() -> None:
     events = await collect(stream_route([], lambda spec: hello_request()))
     assert events == [events[-1]] and isinstance(events[-1], Finish)
     assert events[-1].error is not None and events[-1].error.code == "offline"
+
+
+@in_loop
+async def test_a_connection_dropped_before_any_answer_is_retried_on_the_same_endpoint() -> None:
+    calls = {"n": 0}
+
+    async def drops_once(request: Request, reply: Reply) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            reply.drop()  # like a keep-alive connection the server had just closed
+        else:
+            await answers(request, reply)
+
+    async with WireServer(drops_once) as server:
+        spec = make_spec(server.url)
+        events = await collect(route(spec))
+    assert events[0] == Routed(endpoint=spec.name, model=spec.model)
+    assert text_of(events) == "Backup here" and len(server.requests) == 2
+
+
+@in_loop
+async def test_a_long_half_open_probe_closes_the_breaker_at_its_first_token() -> None:
+    async with WireServer(streams_forever) as server:
+        spec = make_spec(server.url, breaker_failures=1, breaker_cooldown=0.01)
+        breaker = routing.health_for(spec).breaker
+        breaker.failure()
+        await asyncio.sleep(0.02)
+        stream = route(spec)
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                break
+        # The probe is still streaming, yet other replies may use the endpoint again.
+        assert breaker.state == "closed" and breaker.allow()
+        await stream.aclose()

@@ -17,7 +17,7 @@ from chatbot.llm.models import BotRoute, ModelEndpoint, Source
 from chatbot.llm.types import ChatMessage, ImagePart, Passage, Routed, TextPart
 from chatbot.tenants.models import Tenant
 
-from .conftest import collect, finish_of, text_of, usage_of
+from .conftest import collect, finish_of, in_loop, text_of, usage_of
 from .wire import Reply, Request, WireServer, ollama_done, ollama_line, openai_chunk
 
 
@@ -232,6 +232,7 @@ async def refuses(request: Request, reply: Reply) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_stream_reply_offline_without_endpoints() -> None:
     def setup() -> Bot:
         return make_bot(Tenant.objects.create(name="Solo", slug="solo"))
@@ -244,6 +245,7 @@ async def test_stream_reply_offline_without_endpoints() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_stream_reply_walks_the_bots_route_and_cites_knowledge() -> None:
     async with WireServer(refuses) as dead, WireServer(echo_prompt) as alive:
         bot = await _bot_routed_to("Acme", dead.url, alive.url)
@@ -273,6 +275,7 @@ async def test_stream_reply_walks_the_bots_route_and_cites_knowledge() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_stream_reply_refuses_images_on_a_text_only_route() -> None:
     async with WireServer(echo_prompt) as alive:
         bot = await _bot_routed_to("Texty", alive.url)
@@ -286,6 +289,7 @@ async def test_stream_reply_refuses_images_on_a_text_only_route() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_old_images_are_described_not_sent_to_a_text_only_model() -> None:
     async with WireServer(echo_prompt) as alive:
         bot = await _bot_routed_to("Olds", alive.url)
@@ -320,11 +324,13 @@ async def openai_embed(request: Request, reply: Reply) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_embed_is_none_without_an_embeddings_endpoint() -> None:
     assert await service.embed(["hello"]) is None
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_embed_uses_ollama_api_embed() -> None:
     async with WireServer(ollama_embed) as server:
         await sync_to_async(ModelEndpoint.objects.create)(
@@ -338,6 +344,7 @@ async def test_embed_uses_ollama_api_embed() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_embed_uses_openai_embeddings_in_index_order() -> None:
     async with WireServer(openai_embed) as server:
         endpoint = await sync_to_async(ModelEndpoint.objects.create)(
@@ -350,6 +357,7 @@ async def test_embed_uses_openai_embeddings_in_index_order() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_embed_failure_raises_a_clear_error() -> None:
     async def broken(request: Request, reply: Reply) -> None:
         await reply.whole(404, {"error": 'model "nomic" not found'})
@@ -406,6 +414,28 @@ def test_a_tenant_endpoint_key_is_encrypted_at_rest(
         )
 
 
+@pytest.mark.django_db(transaction=True)
+@in_loop
+async def test_a_tenant_endpoint_is_guarded_when_the_reply_streams() -> None:
+    # Saved before its host started resolving inside (DNS rebinding): the guarded client
+    # refuses at connection time, and no request reaches the internal server.
+    async with WireServer(echo_prompt) as internal:
+
+        def setup() -> Bot:
+            tenant = Tenant.objects.create(name="Rebind", slug="rebind")
+            endpoint = own_endpoint(tenant, base_url=internal.url + "/v1")
+            bot = make_bot(tenant)
+            service.set_bot_route(bot, [endpoint.pk])
+            return bot
+
+        bot = await sync_to_async(setup)()
+        events = await collect(service.stream_reply(bot, [ChatMessage.text("user", "hi")]))
+    error = finish_of(events).error
+    assert error is not None and error.code == "connect"
+    assert "refused to connect" in error.message and "loopback" in error.message
+    assert internal.requests == [] and internal.connections == 0
+
+
 def test_tenant_endpoints_cannot_be_bedrock(db: None, acme: Tenant) -> None:
     with pytest.raises(actions.EndpointInvalid, match="Ollama or OpenAI-compatible"):
         actions.add_tenant_endpoint(acme, name="b", kind="bedrock", base_url="https://x", model="m")
@@ -430,6 +460,7 @@ async def fake_ollama(request: Request, reply: Reply) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@in_loop
 async def test_autodetection_adopts_a_local_ollama(monkeypatch: pytest.MonkeyPatch) -> None:
     from chatbot.llm import detect
 
@@ -468,3 +499,47 @@ def test_autodetection_finding_nothing_is_not_an_error(
     with override_settings(LLM_AUTODETECT=True, LLM_ENDPOINTS_JSON="", LLM_ENDPOINTS_FILE=""):
         assert registry.operator_endpoints() == []
         assert service.bot_model_status(make_bot(acme)) == "offline"
+
+
+async def fake_llama_server(request: Request, reply: Reply) -> None:
+    if request.path == "/v1/models":
+        await reply.whole(200, {"object": "list", "data": [{"id": "Llama-3.2-11B-Vision.gguf"}]})
+    elif request.path == "/props":
+        await reply.whole(
+            200, {"default_generation_settings": {"n_ctx": 16384}, "modalities": {"vision": True}}
+        )
+    else:
+        await reply.whole(404, {"error": {"message": "File Not Found"}})
+
+
+@in_loop
+async def test_detection_reads_a_llama_servers_model_window_and_vision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chatbot.llm import detect
+
+    async with WireServer(fake_llama_server) as server:
+        monkeypatch.setattr(detect, "OLLAMA_URL", "http://127.0.0.1:9")
+        monkeypatch.setattr(detect, "LLAMA_SERVER_URL", server.url)
+        found = await detect.probe()
+    (spec,) = found.specs
+    assert (spec.kind, spec.base_url, spec.model) == (
+        "openai",
+        f"{server.url}/v1",
+        "Llama-3.2-11B-Vision.gguf",
+    )
+    assert spec.context_window == 16384 and spec.images is True
+
+
+@pytest.mark.llama
+@in_loop
+async def test_detection_explains_a_llama_server_that_wants_a_key(
+    monkeypatch: pytest.MonkeyPatch, llama_server: Any
+) -> None:
+    from chatbot.llm import detect
+
+    monkeypatch.setattr(detect, "OLLAMA_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(detect, "LLAMA_SERVER_URL", llama_server.url)
+    found = await detect.probe()
+    assert found.specs == ()
+    assert any("wants an API key" in note for note in found.notes)

@@ -6,9 +6,18 @@ import base64
 import json
 
 from chatbot.llm.routing import stream_route
-from chatbot.llm.types import ChatMessage, ChatRequest, ImagePart, Routed, TextDelta, TextPart
+from chatbot.llm.types import (
+    ChatMessage,
+    ChatRequest,
+    ImagePart,
+    Routed,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    ToolSpec,
+)
 
-from .conftest import collect, finish_of, hello_request, make_spec, text_of, usage_of
+from .conftest import collect, finish_of, hello_request, in_loop, make_spec, text_of, usage_of
 from .wire import (
     Reply,
     Request,
@@ -42,6 +51,7 @@ async def ollama_hello(request: Request, reply: Reply) -> None:
     await reply.end()
 
 
+@in_loop
 async def test_ollama_streams_ndjson_with_usage_and_finish() -> None:
     async with WireServer(ollama_hello) as server:
         spec = make_spec(server.url, kind="ollama", images=True, context_window=2048)
@@ -72,6 +82,7 @@ async def test_ollama_streams_ndjson_with_usage_and_finish() -> None:
     }
 
 
+@in_loop
 async def test_ollama_length_finish() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "application/x-ndjson")
@@ -84,6 +95,7 @@ async def test_ollama_length_finish() -> None:
     assert finish_of(events).reason == "length"
 
 
+@in_loop
 async def test_ollama_mid_stream_error_line_ends_the_reply_with_its_message() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "application/x-ndjson")
@@ -100,6 +112,7 @@ async def test_ollama_mid_stream_error_line_ends_the_reply_with_its_message() ->
     assert "llama runner process has terminated" in finish.error.message
 
 
+@in_loop
 async def test_ollama_unknown_model_is_named() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.whole(404, {"error": 'model "llama9" not found, try pulling it first'})
@@ -114,6 +127,7 @@ async def test_ollama_unknown_model_is_named() -> None:
 # --- OpenAI-compatible variants ----------------------------------------------------------------
 
 
+@in_loop
 async def test_vllm_flat_context_error_is_a_context_error() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.whole(
@@ -134,6 +148,7 @@ async def test_vllm_flat_context_error_is_a_context_error() -> None:
     assert "maximum context length is 4096" in error.message
 
 
+@in_loop
 async def test_tgi_error_inside_the_stream() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "text/event-stream")
@@ -150,6 +165,7 @@ async def test_tgi_error_inside_the_stream() -> None:
     assert error is not None and error.code == "upstream" and "CUDA OOM" in error.message
 
 
+@in_loop
 async def test_tgi_string_error_status_is_read() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.whole(
@@ -166,6 +182,7 @@ async def test_tgi_string_error_status_is_read() -> None:
     assert error is not None and error.code == "bad_request" and "up to 4 stop" in error.message
 
 
+@in_loop
 async def test_groq_usage_under_x_groq() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "text/event-stream")
@@ -188,6 +205,7 @@ async def test_groq_usage_under_x_groq() -> None:
     assert (usage.prompt_tokens, usage.completion_tokens) == (9, 1)
 
 
+@in_loop
 async def test_vertex_array_wrapped_rate_limit() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.whole(
@@ -210,6 +228,7 @@ async def test_vertex_array_wrapped_rate_limit() -> None:
     assert "Quota exceeded" in error.message
 
 
+@in_loop
 async def test_azure_style_api_key_header_and_image_parts() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "text/event-stream")
@@ -242,6 +261,7 @@ async def test_azure_style_api_key_header_and_image_parts() -> None:
     assert image["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(PNG).decode()
 
 
+@in_loop
 async def test_stream_without_finish_reason_is_an_error() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "text/event-stream")
@@ -271,6 +291,7 @@ def bedrock_spec(url: str, **kw):  # type: ignore[no-untyped-def]
     )
 
 
+@in_loop
 async def test_bedrock_converse_stream_frames_signed_request() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "application/vnd.amazon.eventstream")
@@ -321,6 +342,7 @@ async def test_bedrock_converse_stream_frames_signed_request() -> None:
     assert body["inferenceConfig"] == {"maxTokens": 2}
 
 
+@in_loop
 async def test_bedrock_exception_frame_mid_stream() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.start(200, "application/vnd.amazon.eventstream")
@@ -336,6 +358,7 @@ async def test_bedrock_exception_frame_mid_stream() -> None:
     assert "The model stream failed" in error.message
 
 
+@in_loop
 async def test_bedrock_access_denied_is_an_auth_error() -> None:
     async def scenario(request: Request, reply: Reply) -> None:
         await reply.whole(
@@ -347,3 +370,138 @@ async def test_bedrock_access_denied_is_an_auth_error() -> None:
     error = finish_of(events).error
     assert error is not None and error.code == "auth" and "security token" in error.message
     assert not any(isinstance(e, TextDelta) for e in events)
+
+
+@in_loop
+async def test_a_server_refusing_stream_options_is_asked_again_without() -> None:
+    async def scenario(request: Request, reply: Reply) -> None:
+        if "stream_options" in request.json():
+            await reply.whole(
+                400,
+                {"error": {"message": "Unrecognized request argument supplied: stream_options"}},
+            )
+            return
+        await reply.start(200, "text/event-stream")
+        await reply.send(openai_chunk("fine", finish="stop"))
+        await reply.send("data: [DONE]\n\n")
+        await reply.end()
+
+    async with WireServer(scenario) as server:
+        events = await route_one(make_spec(server.url))
+    assert text_of(events) == "fine" and finish_of(events).reason == "stop"
+    assert [("stream_options" in r.json()) for r in server.requests] == [True, False]
+
+
+@in_loop
+async def test_bedrock_api_key_and_images() -> None:
+    async def scenario(request: Request, reply: Reply) -> None:
+        await reply.start(200, "application/vnd.amazon.eventstream")
+        await reply.send(bedrock_event("contentBlockDelta", {"delta": {"text": "A red square."}}))
+        await reply.send(bedrock_event("messageStop", {"stopReason": "end_turn"}))
+        await reply.end()
+
+    async with WireServer(scenario) as server:
+        spec = make_spec(
+            server.url, kind="bedrock", base_url=server.url, region="us-east-1", images=True,
+            model="meta.llama3-2-11b-instruct-v1:0", auth="bearer", api_key="ABSK-bedrock-key",
+        )  # fmt: skip
+        request = ChatRequest(
+            messages=(ChatMessage("user", (TextPart("what is it?"), ImagePart(PNG, "image/jpeg"))),)
+        )
+        events = await route_one(spec, request)
+    assert text_of(events) == "A red square." and finish_of(events).reason == "stop"
+    sent = server.requests[0]
+    assert sent.headers["authorization"] == "Bearer ABSK-bedrock-key"
+    image = sent.json()["messages"][0]["content"][1]["image"]
+    assert image == {"format": "jpeg", "source": {"bytes": base64.b64encode(PNG).decode()}}
+
+
+LOOKUP = ToolSpec(
+    name="lookup_order",
+    description="Find an order by its number",
+    parameters={"type": "object", "properties": {"number": {"type": "string"}}},
+)
+
+
+@in_loop
+async def test_openai_tool_call_deltas_and_finish_tool() -> None:
+    async def scenario(request: Request, reply: Reply) -> None:
+        await reply.start(200, "text/event-stream")
+        first = {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "lookup_order", "arguments": ""},
+        }
+        more = {"index": 0, "function": {"arguments": '{"number": "A1"}'}}
+        for call in (first, more):
+            await reply.send(
+                sse(
+                    {
+                        "choices": [
+                            {"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}
+                        ]
+                    }
+                )
+            )
+        await reply.send(openai_chunk(finish="tool_calls"))
+        await reply.send("data: [DONE]\n\n")
+        await reply.end()
+
+    async with WireServer(scenario) as server:
+        events = await route_one(make_spec(server.url), hello_request(tools=(LOOKUP,)))
+    calls = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert [(c.call_id, c.name, c.arguments_json) for c in calls] == [
+        ("call_1", "lookup_order", ""),
+        ("call_1", "lookup_order", '{"number": "A1"}'),
+    ]
+    assert finish_of(events).reason == "tool"
+    tools = server.requests[0].json()["tools"]
+    assert tools == [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup_order",
+                "description": "Find an order by its number",
+                "parameters": LOOKUP.parameters,
+            },
+        }
+    ]
+
+
+@in_loop
+async def test_bedrock_tool_use_blocks() -> None:
+    async def scenario(request: Request, reply: Reply) -> None:
+        await reply.start(200, "application/vnd.amazon.eventstream")
+        await reply.send(
+            bedrock_event(
+                "contentBlockStart",
+                {
+                    "contentBlockIndex": 1,
+                    "start": {"toolUse": {"toolUseId": "tu_1", "name": "lookup_order"}},
+                },
+            )
+        )
+        await reply.send(
+            bedrock_event(
+                "contentBlockDelta",
+                {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '{"number":'}}},
+            )
+        )
+        await reply.send(
+            bedrock_event(
+                "contentBlockDelta",
+                {"contentBlockIndex": 1, "delta": {"toolUse": {"input": ' "A1"}'}}},
+            )
+        )
+        await reply.send(bedrock_event("messageStop", {"stopReason": "tool_use"}))
+        await reply.end()
+
+    async with WireServer(scenario) as server:
+        events = await route_one(bedrock_spec(server.url), hello_request(tools=(LOOKUP,)))
+    calls = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert "".join(c.arguments_json for c in calls) == '{"number": "A1"}'
+    assert {(c.call_id, c.name) for c in calls} == {("tu_1", "lookup_order")}
+    assert finish_of(events).reason == "tool"
+    spec = server.requests[0].json()["toolConfig"]["tools"][0]["toolSpec"]
+    assert spec["name"] == "lookup_order" and spec["inputSchema"] == {"json": LOOKUP.parameters}

@@ -26,9 +26,12 @@ MAX_LINE = 4 * 1024 * 1024
 
 
 class LLMError(Exception):
-    def __init__(self, error: StreamError) -> None:
+    def __init__(self, error: StreamError, *, retry_same: bool = False) -> None:
         super().__init__(error.message)
         self.error = error
+        # The request never reached the model (e.g. a pooled keep-alive connection the server
+        # had just closed): trying the same endpoint once more is safe and usually works.
+        self.retry_same = retry_same
 
 
 def fail(
@@ -204,6 +207,10 @@ def classify_transport(exc: BaseException, spec: EndpointSpec, phase: str = "") 
         return fail("connect", f"TLS failed with {where}: {chain[-1]}", retryable=True)
     if isinstance(exc, httpx.ConnectError):
         return fail("connect", f"could not connect to {where}: {chain[-1]}", retryable=True)
+    if isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in text:
+        error = fail("connect", f"{where} closed the connection before answering", retryable=True)
+        error.retry_same = True
+        return error
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return fail(
             "upstream", f"{where} closed the connection in the middle of the reply", retryable=True
@@ -211,20 +218,21 @@ def classify_transport(exc: BaseException, spec: EndpointSpec, phase: str = "") 
     return fail("upstream", f"{where}: {type(exc).__name__}: {exc}", retryable=True)
 
 
-async def iter_lines(response: httpx.Response) -> AsyncIterator[str]:
-    """Lines of a streamed body (NDJSON or SSE), refusing absurdly long ones."""
-    buffer = ""
-    async for text in response.aiter_text():
-        buffer += text
-        if "\n" not in text and len(buffer) > MAX_LINE:
-            raise fail("upstream", "the model server sent an oversized line", retryable=False)
-        if "\n" not in text:
+async def iter_line_batches(response: httpx.Response) -> AsyncIterator[list[bytes]]:
+    """The complete lines of a streamed body (NDJSON or SSE), a network chunk's worth at a
+    time: one generator step per chunk rather than per line keeps the relay cheap. Lines may
+    end in b"\r"; absurdly long ones are refused."""
+    buffer = b""
+    async for data in response.aiter_bytes():
+        if b"\n" not in data:
+            buffer += data
+            if len(buffer) > MAX_LINE:
+                raise fail("upstream", "the model server sent an oversized line")
             continue
-        *lines, buffer = buffer.split("\n")
-        for line in lines:
-            yield line.rstrip("\r")
+        *lines, buffer = (buffer + data).split(b"\n")
+        yield lines
     if buffer.strip():
-        yield buffer.rstrip("\r")
+        yield [buffer]
 
 
 def finish_reason(raw: str | None) -> str:

@@ -16,7 +16,16 @@ from urllib.parse import quote
 import httpx
 
 from ..spec import EndpointSpec
-from ..types import ChatRequest, Event, Finish, ImagePart, TextDelta, TextPart, Usage
+from ..types import (
+    ChatRequest,
+    Event,
+    Finish,
+    ImagePart,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    Usage,
+)
 from .base import fail, finish_reason, raise_for_status
 
 _FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
@@ -58,6 +67,19 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
         config["stopSequences"] = list(request.stop)
     if config:
         body["inferenceConfig"] = config
+    if request.tools:
+        body["toolConfig"] = {
+            "tools": [
+                {
+                    "toolSpec": {
+                        "name": t.name,
+                        "description": t.description,
+                        "inputSchema": {"json": t.parameters},
+                    }
+                }
+                for t in request.tools
+            ]
+        }
     if request.extra:
         body["additionalModelRequestFields"] = dict(request.extra)
     return body
@@ -113,6 +135,7 @@ class BedrockAdapter:
             parser = EventStreamBuffer()
             reason: str | None = None
             usage: Usage | None = None
+            tools: dict[int, tuple[str, str]] = {}  # content block -> (tool use id, name)
             async for data in response.aiter_bytes():
                 parser.add_data(data)
                 try:
@@ -137,10 +160,21 @@ class BedrockAdapter:
                             retryable=True,
                         )
                     event = headers_in.get(":event-type")
-                    if event == "contentBlockDelta":
-                        text = (payload.get("delta") or {}).get("text")
+                    if event == "contentBlockStart":
+                        use = (payload.get("start") or {}).get("toolUse")
+                        if use:
+                            block = int(payload.get("contentBlockIndex", 0))
+                            tools[block] = (str(use.get("toolUseId", "")), str(use.get("name", "")))
+                    elif event == "contentBlockDelta":
+                        delta = payload.get("delta") or {}
+                        text = delta.get("text")
                         if text:
                             yield TextDelta(text)
+                        use = delta.get("toolUse")
+                        if use:
+                            block = int(payload.get("contentBlockIndex", 0))
+                            call_id, name = tools.get(block, ("", ""))
+                            yield ToolCallDelta(call_id, name, str(use.get("input", "")))
                     elif event == "messageStop":
                         reason = payload.get("stopReason") or "end_turn"
                     elif event == "metadata":

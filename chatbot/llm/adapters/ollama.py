@@ -16,8 +16,8 @@ import httpx
 
 from ..spec import EndpointSpec
 from ..types import ChatRequest, Event, Finish, ImagePart, TextDelta, ToolCallDelta, Usage
-from .base import fail, finish_reason, iter_lines, raise_for_status
-from .openai import auth_headers
+from .base import fail, finish_reason, iter_line_batches, raise_for_status
+from .openai import auth_headers, tool_schemas
 
 
 def build_body(spec: EndpointSpec, request: ChatRequest) -> dict[str, Any]:
@@ -42,6 +42,8 @@ def build_body(spec: EndpointSpec, request: ChatRequest) -> dict[str, Any]:
     if request.stop:
         options["stop"] = list(request.stop)
     extra = dict(request.extra)
+    if request.tools:
+        extra.setdefault("tools", tool_schemas(request))
     options.update(extra.pop("options", None) or {})  # type: ignore[call-overload]
     return {"model": spec.model, "messages": messages, "stream": True, "options": options, **extra}
 
@@ -55,46 +57,48 @@ class OllamaAdapter:
             "POST", url, json=build_body(spec, request), headers=auth_headers(spec)
         ) as response:
             await raise_for_status(response, spec)
-            async for line in iter_lines(response):
-                if not line.strip():
-                    continue
-                try:
-                    chunk = json.loads(line)
-                except ValueError:
-                    raise fail(
-                        "upstream", f"{spec.label} sent a malformed stream line", retryable=True
-                    ) from None
-                if not isinstance(chunk, dict):
-                    continue
-                if chunk.get("error"):
-                    raise fail(
-                        "upstream",
-                        f"{spec.label} failed in the middle of the reply: {chunk['error']}",
-                        retryable=True,
-                    )
-                message = chunk.get("message") or {}
-                text = message.get("content")
-                if isinstance(text, str) and text:
-                    yield TextDelta(text)
-                for index, call in enumerate(message.get("tool_calls") or ()):
-                    function = call.get("function") or {}
-                    yield ToolCallDelta(
-                        call_id=str(call.get("id") or index),
-                        name=str(function.get("name") or ""),
-                        arguments_json=json.dumps(function.get("arguments") or {}),
-                    )
-                if chunk.get("done"):
-                    prompt = chunk.get("prompt_eval_count")
-                    completion = chunk.get("eval_count")
-                    if isinstance(prompt, int) or isinstance(completion, int):
-                        yield Usage(
-                            prompt_tokens=int(prompt or 0), completion_tokens=int(completion or 0)
+            async for lines in iter_line_batches(response):
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    try:
+                        chunk = json.loads(line)
+                    except ValueError:
+                        raise fail(
+                            "upstream", f"{spec.label} sent a malformed stream line", retryable=True
+                        ) from None
+                    if not isinstance(chunk, dict):
+                        continue
+                    if chunk.get("error"):
+                        raise fail(
+                            "upstream",
+                            f"{spec.label} failed in the middle of the reply: {chunk['error']}",
+                            retryable=True,
                         )
-                    reason = chunk.get("done_reason") or "stop"
-                    if message.get("tool_calls"):
-                        reason = "tool_calls"
-                    yield Finish(finish_reason(reason))  # type: ignore[arg-type]
-                    return
+                    message = chunk.get("message") or {}
+                    text = message.get("content")
+                    if isinstance(text, str) and text:
+                        yield TextDelta(text)
+                    for index, call in enumerate(message.get("tool_calls") or ()):
+                        function = call.get("function") or {}
+                        yield ToolCallDelta(
+                            call_id=str(call.get("id") or index),
+                            name=str(function.get("name") or ""),
+                            arguments_json=json.dumps(function.get("arguments") or {}),
+                        )
+                    if chunk.get("done"):
+                        prompt = chunk.get("prompt_eval_count")
+                        completion = chunk.get("eval_count")
+                        if isinstance(prompt, int) or isinstance(completion, int):
+                            yield Usage(
+                                prompt_tokens=int(prompt or 0),
+                                completion_tokens=int(completion or 0),
+                            )
+                        reason = chunk.get("done_reason") or "stop"
+                        if message.get("tool_calls"):
+                            reason = "tool_calls"
+                        yield Finish(finish_reason(reason))  # type: ignore[arg-type]
+                        return
             raise fail(
                 "upstream",
                 f"{spec.label} ended the stream without finishing the reply",

@@ -28,7 +28,7 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from .base import error_text, fail, finish_reason, iter_lines, raise_for_status
+from .base import LLMError, error_text, fail, finish_reason, iter_line_batches, raise_for_status
 
 
 def auth_headers(spec: EndpointSpec) -> dict[str, str]:
@@ -71,8 +71,21 @@ def build_body(spec: EndpointSpec, request: ChatRequest) -> dict[str, Any]:
         body["max_tokens"] = request.max_tokens
     if request.stop:
         body["stop"] = list(request.stop)
+    if request.tools:
+        body["tools"] = tool_schemas(request)
     body.update(request.extra)
     return body
+
+
+def tool_schemas(request: ChatRequest) -> list[dict[str, Any]]:
+    """The OpenAI `tools` shape, which Ollama accepts too."""
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+        }
+        for t in request.tools
+    ]
 
 
 def _usage(chunk: dict[str, Any]) -> Usage | None:
@@ -93,61 +106,76 @@ class OpenAIAdapter:
     async def stream(
         self, client: httpx.AsyncClient, spec: EndpointSpec, request: ChatRequest
     ) -> AsyncGenerator[Event, None]:
-        url = spec.base_url + "/chat/completions"
-        headers = {"Accept": "text/event-stream", **auth_headers(spec)}
-        async with client.stream(
-            "POST", url, json=build_body(spec, request), headers=headers
-        ) as response:
+        body = build_body(spec, request)
+        response = await self._send(client, spec, body)
+        try:
+            if response.status_code == 400:
+                try:
+                    await raise_for_status(response, spec)
+                except LLMError as exc:
+                    # A few servers refuse the usage option itself: ask once more without it.
+                    if "stream_options" not in exc.error.message:
+                        raise
+                await response.aclose()
+                body.pop("stream_options", None)
+                response = await self._send(client, spec, body)
             await raise_for_status(response, spec)
             usage: Usage | None = None
             reason: str | None = None
             tool_names: dict[int, tuple[str, str]] = {}
-            async for line in iter_lines(response):
-                if not line.startswith("data:"):
-                    # Comments (": keep-alive"), "event:" and "id:" lines, blank separators.
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
-                try:
-                    chunk = json.loads(payload)
-                except ValueError:
-                    raise fail(
-                        "upstream", f"{spec.label} sent a malformed stream chunk", retryable=True
-                    ) from None
-                if isinstance(chunk, list) and chunk:  # Vertex may wrap chunks (and errors)
-                    chunk = chunk[0]
-                if not isinstance(chunk, dict):
-                    continue
-                if "error" in chunk or chunk.get("object") == "error":
-                    message = error_text(payload.encode())
-                    raise fail(
-                        "upstream",
-                        f"{spec.label} failed in the middle of the reply: {message}",
-                        retryable=True,
-                    )
-                usage = _usage(chunk) or usage
-                for choice in chunk.get("choices") or ():
-                    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            done = False
+            async for lines in iter_line_batches(response):
+                for line in lines:
+                    if not line.startswith(b"data:"):
+                        # Comments (": keep-alive"), "event:"/"id:" lines, blank separators.
                         continue
-                    delta = choice.get("delta") or {}
-                    text = delta.get("content")
-                    if isinstance(text, str) and text:
-                        yield TextDelta(text)
-                    for call in delta.get("tool_calls") or ():
-                        index = call.get("index", 0)
-                        function = call.get("function") or {}
-                        call_id, name = tool_names.get(index, ("", ""))
-                        call_id = call.get("id") or call_id
-                        name = function.get("name") or name
-                        tool_names[index] = (call_id, name)
-                        yield ToolCallDelta(
-                            call_id=call_id,
-                            name=name,
-                            arguments_json=function.get("arguments") or "",
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        done = True
+                        break
+                    try:
+                        chunk = json.loads(payload)
+                    except ValueError:
+                        raise fail(
+                            "upstream",
+                            f"{spec.label} sent a malformed stream chunk",
+                            retryable=True,
+                        ) from None
+                    if isinstance(chunk, list) and chunk:  # Vertex may wrap chunks (and errors)
+                        chunk = chunk[0]
+                    if not isinstance(chunk, dict):
+                        continue
+                    if "error" in chunk or chunk.get("object") == "error":
+                        message = error_text(payload)
+                        raise fail(
+                            "upstream",
+                            f"{spec.label} failed in the middle of the reply: {message}",
+                            retryable=True,
                         )
-                    if choice.get("finish_reason"):
-                        reason = choice["finish_reason"]
+                    usage = _usage(chunk) or usage
+                    for choice in chunk.get("choices") or ():
+                        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                            continue
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content")
+                        if isinstance(text, str) and text:
+                            yield TextDelta(text)
+                        for call in delta.get("tool_calls") or ():
+                            index = call.get("index", 0)
+                            function = call.get("function") or {}
+                            call_id, name = tool_names.get(index, ("", ""))
+                            call_id = call.get("id") or call_id
+                            name = function.get("name") or name
+                            tool_names[index] = (call_id, name)
+                            yield ToolCallDelta(
+                                call_id=call_id,
+                                name=name,
+                                arguments_json=function.get("arguments") or "",
+                            )
+                        if choice.get("finish_reason"):
+                            reason = choice["finish_reason"]
+                if done:
+                    break
             if reason is None:
                 # The stream ended without a finish reason: the server dropped it half-way.
                 raise fail(
@@ -160,3 +188,15 @@ class OpenAIAdapter:
             if usage is not None:
                 yield usage
             yield Finish(finish_reason(reason))  # type: ignore[arg-type]
+        finally:
+            await response.aclose()
+
+    @staticmethod
+    async def _send(
+        client: httpx.AsyncClient, spec: EndpointSpec, body: dict[str, Any]
+    ) -> httpx.Response:
+        headers = {"Accept": "text/event-stream", **auth_headers(spec)}
+        request = client.build_request(
+            "POST", spec.base_url + "/chat/completions", json=body, headers=headers
+        )
+        return await client.send(request, stream=True)

@@ -277,3 +277,46 @@ def test_a_stale_conversation_id_in_storage_is_dropped_and_chat_goes_on(
     assert stored.startswith("c_") and stored != "c_not_mine"
     send(frame, "still here")
     frame.wait_for_selector("#log .msg.visitor[data-seq='3']")
+
+
+def test_a_dropped_connection_reconnects_and_the_message_is_stored_once(
+    page: Any, shop: Shop, scripted: ScriptedModel
+) -> None:
+    import re
+
+    from chatbot.conversations.models import Message
+
+    sockets: list[Any] = []
+    state = {"drop_next_ack": True}
+
+    def relay(route: Any) -> None:
+        sockets.append(route)
+        server = route.connect_to_server()
+        closed = {"page": False}
+
+        def to_page(message: str | bytes) -> None:
+            if closed["page"]:
+                return
+            if state["drop_next_ack"] and '"type":"ack"' in str(message):
+                # The server stored the message, but the line drops before the frame hears so.
+                state["drop_next_ack"] = False
+                closed["page"] = True
+                route.close(code=1012, reason="restart")
+                server.close()
+                return
+            route.send(message)
+
+        route.on_message(lambda message: server.send(message))
+        server.on_message(to_page)
+
+    page.route_web_socket(re.compile(r"/ws/widget/"), relay)
+    frame = open_widget(page, shop.url)
+    send(frame, "are you still there?")
+    wait_for_reply(frame, "plain HTTP")
+    # The frame reconnected by itself and resent the unacknowledged message (same client_id):
+    # the server kept one copy, and the visitor sees one.
+    assert len(sockets) >= 2
+    visitor_messages = frame.locator("#log .msg.visitor")
+    assert visitor_messages.count() == 1
+    assert visitor_messages.get_attribute("data-seq") == "1"
+    assert Message.objects.filter(role="visitor", text="are you still there?").count() == 1

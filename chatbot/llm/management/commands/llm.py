@@ -9,8 +9,7 @@ python manage.py llm check --kind openai --url http://127.0.0.1:8080 --model x -
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import time
+import logging
 from argparse import ArgumentParser
 from typing import Any
 
@@ -18,27 +17,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from chatbot.llm import detect, registry
+from chatbot.llm.check import CheckResult, check_endpoint
 from chatbot.llm.models import ModelEndpoint
-from chatbot.llm.prompt import build_request
-from chatbot.llm.routing import close_pools, stream_route
+from chatbot.llm.routing import close_pools
 from chatbot.llm.spec import KINDS, EndpointSpec, spec_from_mapping
-from chatbot.llm.types import ChatMessage, Finish, Routed, StreamError, TextDelta, Usage
-
-PROMPT = "Say hello in five words."
-
-HINTS = {
-    "connect": "Is the server running, and is the URL (host and port) right?",
-    "timeout": "The server is reachable but slow or stuck; check its load, or raise the "
-    "first_token_timeout / connect_timeout of the endpoint.",
-    "auth": "Check the API key and the auth kind (bearer, or header with the right header name).",
-    "not_found": "For Ollama: `ollama pull MODEL`. For OpenAI-compatible servers: list the model "
-    "ids with GET URL/models, and check that the URL ends where /chat/completions goes.",
-    "context": "Lower max tokens or raise the endpoint's context window on the server.",
-    "unsupported": "Declare the endpoint without images, or give the server a vision projector.",
-    "rate_limited": "The provider is throttling this key; try later or raise its limits.",
-    "upstream": "The server failed on its side; look at its logs.",
-    "overloaded": "All streams are in use; raise max_concurrency or add a fallback endpoint.",
-}
 
 
 class Command(BaseCommand):
@@ -136,64 +118,22 @@ class Command(BaseCommand):
                 spec = spec_from_mapping(data, "check")
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
-        # A fresh key: the check must not be skipped by this process's breaker.
-        return dataclasses.replace(
-            spec, first_token_timeout=options["timeout"], key=f"check:{time.monotonic_ns()}"
-        )
+        return spec
 
     def _check(self, options: dict[str, Any]) -> None:
         spec = self._spec(options)
+        # The diagnosis is printed below; the router's own log lines would repeat it.
+        logging.getLogger("chatbot.llm.routing").setLevel(logging.ERROR)
         self.stdout.write(f"Checking {spec.label}: {spec.kind} {spec.base_url} model {spec.model}")
-        error, stats = asyncio.run(_run_check(spec, options["max_tokens"], self.stdout.write))
-        if error is not None:
-            hint = HINTS.get(error.code, "")
-            raise CommandError(f"{error.message}\n  {hint}".rstrip())
-        self.stdout.write(self.style.SUCCESS("OK ") + stats)
+        result = asyncio.run(_check(spec, options["max_tokens"], options["timeout"]))
+        if result.error is not None:
+            raise CommandError(f"{result.summary()}\n  {result.hint}".rstrip())
+        self.stdout.write(f"  reply: {result.reply[:200]!r}")
+        self.stdout.write(self.style.SUCCESS("OK ") + result.summary())
 
 
-async def _run_check(
-    spec: EndpointSpec, max_tokens: int, write: Any
-) -> tuple[StreamError | None, str]:
-    history = [ChatMessage.text("user", PROMPT)]
-    started = time.monotonic()
-    text: list[str] = []
-    usage: Usage | None = None
-    finish: Finish | None = None
-    first_at: float | None = None
+async def _check(spec: EndpointSpec, max_tokens: int, timeout: float) -> CheckResult:
     try:
-        async for event in stream_route(
-            [spec], lambda s: build_request(s, system="", history=history, max_tokens=max_tokens)
-        ):
-            if isinstance(event, Routed):
-                continue
-            if isinstance(event, TextDelta):
-                first_at = first_at or time.monotonic()
-                text.append(event.text)
-            elif isinstance(event, Usage):
-                usage = event
-            elif isinstance(event, Finish):
-                finish = event
+        return await check_endpoint(spec, max_tokens=max_tokens, first_token_timeout=timeout)
     finally:
         await close_pools()
-    ended = time.monotonic()
-    assert finish is not None
-    if finish.error is not None:
-        return finish.error, ""
-    reply = "".join(text).strip().replace("\n", " ")
-    write(f"  reply: {reply[:200]!r}")
-    ttft = (first_at - started) * 1000 if first_at else None
-    tokens = usage.completion_tokens if usage and usage.completion_tokens else len(text)
-    generation = ended - (first_at or started)
-    rate = (
-        f"{tokens / generation:.1f} tokens/s" if generation > 0 and tokens > 1 else "n/a tokens/s"
-    )
-    usage_text = (
-        f"prompt {usage.prompt_tokens} + completion {usage.completion_tokens} tokens"
-        if usage and (usage.prompt_tokens or usage.completion_tokens)
-        else "usage not reported by the server"
-    )
-    ttft_text = f"{ttft:.0f} ms" if ttft is not None else "n/a"
-    return None, (
-        f"first token {ttft_text}, {rate}, total {(ended - started) * 1000:.0f} ms, "
-        f"{usage_text}, finish {finish.reason}"
-    )

@@ -1,0 +1,295 @@
+"""Sync one source: read its documents, re-chunk only what changed, embed what lacks vectors.
+
+Idempotent by construction: each document is keyed (page URL, "file", "text") and carries the
+hash of its extracted text. A re-sync that finds the same hash does nothing more for that
+document: no re-chunking, no embedding calls. A worker killed mid-sync leaves every document
+either old or new (each is replaced in one transaction), and the re-run finishes the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from . import conf
+from .chunking import chunk_text
+from .crawl import MAX_URL_LENGTH, Blocked, Fetcher, FetchError, Page, crawl, sitemap_pages
+from .embedding import embed_texts
+from .extract import ExtractionError, extract
+from .models import Chunk, Document, Source, SourceKind, SourceStatus
+from .retrieval import text_search_config, to_vector_bytes
+
+log = logging.getLogger(__name__)
+
+MAX_PROBLEMS_SHOWN = 25
+EMBED_BATCH = 32
+
+
+class SyncFailed(Exception):
+    """Nothing could be ingested; the message is shown on the source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    key: str
+    title: str
+    url: str
+    text: str
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _documents_of(source: Source, fetcher: Fetcher | None) -> Iterator[Incoming | Page]:
+    if source.kind == SourceKind.TEXT:
+        yield Incoming(key="text", title=source.title, url="", text=source.body)
+    elif source.kind == SourceKind.QA:
+        # The question is the title (weighted in search); the text repeats it with the answer.
+        text = f"{source.title}\n\n{source.body}"
+        yield Incoming(key="qa", title=source.title, url="", text=text)
+    elif source.kind == SourceKind.FILE:
+        if not source.file:
+            raise SyncFailed("The uploaded file is missing; upload it again.")
+        with source.file.open("rb") as handle:
+            data = handle.read(conf.max_upload_bytes() + 1)
+        if len(data) > conf.max_upload_bytes():
+            raise SyncFailed("The file is larger than the upload limit.")
+        try:
+            extracted = extract(data, source.file_type, fallback_title=source.file_name)
+        except ExtractionError as exc:
+            raise SyncFailed(str(exc)) from None
+        yield Incoming(key="file", title=extracted.title, url="", text=extracted.text)
+    elif source.kind == SourceKind.URL:
+        assert fetcher is not None
+        yield from crawl(
+            source.url,
+            max_depth=min(source.max_depth, conf.max_depth_ceiling()),
+            max_pages=min(source.max_pages, conf.max_pages_ceiling()),
+            fetcher=fetcher,
+        )
+    elif source.kind == SourceKind.SITEMAP:
+        assert fetcher is not None
+        yield from sitemap_pages(
+            source.url, max_pages=min(source.max_pages, conf.max_pages_ceiling()), fetcher=fetcher
+        )
+    else:
+        raise SyncFailed(f"Unknown source kind {source.kind!r}.")
+
+
+def store_document(source: Source, incoming: Incoming, language: str) -> tuple[str, int]:
+    """Write one document and its chunks unless its text is unchanged.
+
+    Returns ("unchanged" | "updated" | "created" | "empty", number of chunks).
+    """
+    text = incoming.text.strip()
+    # The language is part of the hash: a bot whose language changed gets its index rebuilt.
+    digest = sha256(f"{language}\n{incoming.title}\n{text}")
+    existing = Document.objects.filter(source=source, key=incoming.key).first()
+    if existing is not None and existing.content_hash == digest:
+        return "unchanged", existing.chunks.count()
+    pieces = chunk_text(text) if text else []
+    with transaction.atomic():
+        # Chunks whose text did not change keep their vector: no embedding call for them.
+        reusable: dict[str, bytes] = {}
+        if existing is not None:
+            for chunk_hash, vector in existing.chunks.filter(embedding__isnull=False).values_list(
+                "content_hash", "embedding"
+            ):
+                reusable[chunk_hash] = bytes(vector or b"")
+            existing.chunks.all().delete()
+            document = existing
+            document.title = incoming.title[:300]
+            document.url = incoming.url
+            document.content_hash = digest
+            document.chars = len(text)
+            document.save()
+        else:
+            document = Document.objects.create(
+                source=source,
+                key=incoming.key,
+                title=incoming.title[:300],
+                url=incoming.url,
+                content_hash=digest,
+                chars=len(text),
+            )
+        chunks = []
+        for position, piece in enumerate(pieces):
+            piece_hash = sha256(piece)
+            chunks.append(
+                Chunk(
+                    source=source,
+                    document=document,
+                    bot_id=source.bot_id,
+                    tenant_id=source.bot.tenant_id,
+                    title=document.title,
+                    text=piece,
+                    position=position,
+                    content_hash=piece_hash,
+                    language=language,
+                    embedding=reusable.get(piece_hash),
+                )
+            )
+        Chunk.objects.bulk_create(chunks)
+    if not pieces:
+        return "empty", 0
+    return ("updated" if existing is not None else "created"), len(pieces)
+
+
+def embed_missing(source: Source) -> int:
+    """Give vectors to the source's chunks that lack one; 0 when no endpoint embeds."""
+    done = 0
+    while True:
+        batch = list(
+            Chunk.objects.filter(source=source, embedding__isnull=True)
+            .only("id", "title", "text")
+            .order_by("id")[:EMBED_BATCH]
+        )
+        if not batch:
+            return done
+        vectors = embed_texts([f"{chunk.title}\n{chunk.text}" for chunk in batch])
+        if not vectors:
+            return done
+        for chunk, vector in zip(batch, vectors, strict=True):
+            chunk.embedding = to_vector_bytes(vector)
+        Chunk.objects.bulk_update(batch, ["embedding"])
+        done += len(batch)
+
+
+class _Progress:
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.data: dict[str, Any] = {
+            "done": 0,
+            "created": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "failed": 0,
+            "chunks": 0,
+            "problems": [],
+        }
+        self._saved_at = 0.0
+
+    def count(self, outcome: str, chunks: int = 0) -> None:
+        self.data["done"] += 1
+        if outcome in self.data:
+            self.data[outcome] += 1
+        self.data["chunks"] += chunks
+        self.save()
+
+    def problem(self, message: str) -> None:
+        self.data["failed"] += 1
+        self.data["done"] += 1
+        if len(self.data["problems"]) < MAX_PROBLEMS_SHOWN:
+            self.data["problems"].append(message[:500])
+        self.save()
+
+    def save(self, force: bool = False) -> None:
+        # At most about once a second: the dashboard polls it, the database need not suffer.
+        now = time.monotonic()
+        if force or now - self._saved_at >= 1.0:
+            self._saved_at = now
+            Source.objects.filter(pk=self.source.pk).update(progress=self.data)
+
+
+def _lock_key(source: Source) -> str:
+    return f"knowledge:sync:{source.pk}"
+
+
+def sync_source(source: Source) -> bool:
+    """Sync the source now. Returns False when another sync of it is already running."""
+    lock_seconds = conf.sync_seconds() + 60
+    if not cache.add(_lock_key(source), "1", timeout=lock_seconds):
+        return False
+    try:
+        _sync(source)
+    finally:
+        cache.delete(_lock_key(source))
+    return True
+
+
+def _sync(source: Source) -> None:
+    started = timezone.now()
+    Source.objects.filter(pk=source.pk).update(
+        status=SourceStatus.SYNCING, error="", progress={}, sync_started_at=started
+    )
+    progress = _Progress(source)
+    language = text_search_config(source.bot)
+    seen: set[str] = set()
+    complete = True
+    fetcher = (
+        Fetcher(deadline=time.monotonic() + conf.sync_seconds()) if source.fetches_urls else None
+    )
+    try:
+        for item in _documents_of(source, fetcher):
+            if isinstance(item, Page):
+                # A page that failed keeps its previous content (if any) until it reads again.
+                seen.add(item.url)
+                if item.error:
+                    progress.problem(item.error)
+                    continue
+                if len(item.url) > MAX_URL_LENGTH:
+                    progress.problem(f"{item.url[:200]}...: the address is too long to keep")
+                    continue
+                item = Incoming(key=item.url, title=item.title, url=item.url, text=item.text)
+            seen.add(item.key)
+            if progress.data["chunks"] >= conf.max_chunks_per_source():
+                progress.problem(f"{item.url or item.title}: the source reached its size limit")
+                continue
+            outcome, chunks = store_document(source, item, language)
+            progress.count(outcome, chunks)
+        if fetcher is not None and fetcher.out_of_time():
+            complete = False
+            progress.problem("The time allowed for one sync ran out; the rest waits for the next.")
+    except Blocked as exc:
+        _fail(source, progress, f"{exc}. Only public web addresses can be fetched.")
+        return
+    except (SyncFailed, FetchError) as exc:
+        _fail(source, progress, str(exc))
+        return
+    except SoftTimeLimitExceeded:
+        _fail(source, progress, "The sync took longer than allowed; try again with fewer pages.")
+        return
+    except Exception:
+        log.exception("knowledge: sync of source %s failed", source.pk)
+        _fail(source, progress, "The sync failed unexpectedly; try again, or contact support.")
+        return
+    finally:
+        if fetcher is not None:
+            fetcher.close()
+
+    if complete:
+        # Pages that disappeared from the site (or fell outside the limits) go too.
+        Document.objects.filter(source=source).exclude(key__in=seen).delete()
+    written = progress.data["created"] + progress.data["updated"] + progress.data["unchanged"]
+    embedded = embed_missing(source)
+    progress.data["embedded"] = embedded
+    progress.save(force=True)
+    hashes = sorted(Document.objects.filter(source=source).values_list("key", "content_hash"))
+    if written == 0 and not Document.objects.filter(source=source).exists():
+        problems = progress.data["problems"]
+        reason = problems[0] if problems else "No readable text was found."
+        _fail(source, progress, f"Nothing could be ingested. {reason}")
+        return
+    Source.objects.filter(pk=source.pk).update(
+        status=SourceStatus.READY,
+        error="",
+        last_synced=timezone.now(),
+        content_hash=sha256(repr(hashes)),
+        progress=progress.data,
+    )
+
+
+def _fail(source: Source, progress: _Progress, message: str) -> None:
+    Source.objects.filter(pk=source.pk).update(
+        status=SourceStatus.FAILED, error=message[:2000], progress=progress.data
+    )

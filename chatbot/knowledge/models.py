@@ -1,0 +1,153 @@
+"""What a bot knows: sources (pasted text, Q&A pairs, files, websites), their documents, and
+the chunks that retrieval ranks.
+
+A source yields one or more documents (a file is one document; a website is one document per
+page); each document is cut into overlapping chunks. Chunks carry their tenant and bot so
+that retrieval filters on them inside the ranking query itself, never afterwards.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import models
+
+from chatbot.bots.models import Bot
+from chatbot.tenants.models import Tenant
+from chatbot.tenants.scoping import TenantScopedManager
+
+
+class SourceKind(models.TextChoices):
+    TEXT = "text", "Text"
+    QA = "qa", "Question and answer"
+    FILE = "file", "File"
+    URL = "url", "Website"
+    SITEMAP = "sitemap", "Sitemap"
+
+
+class SourceStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to sync"
+    SYNCING = "syncing", "Syncing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class SyncInterval(models.IntegerChoices):
+    # Hours between scheduled re-syncs; 0 means "only when asked".
+    MANUAL = 0, "Only when I ask"
+    DAILY = 24, "Every day"
+    WEEKLY = 24 * 7, "Every week"
+
+
+def source_upload_path(instance: Source, filename: str) -> str:
+    # The stored name is generated: the uploader's file name never reaches the file system.
+    import secrets
+
+    return f"knowledge/{instance.bot.tenant_id}/{secrets.token_hex(16)}"
+
+
+class Source(models.Model):
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="knowledge_sources")
+    kind = models.CharField(max_length=10, choices=SourceKind.choices)
+    title = models.CharField(max_length=300)
+    # The start URL of a website or the sitemap's URL; empty for other kinds.
+    url = models.URLField(max_length=2000, blank=True)
+    # Pasted text, or the answer of a Q&A pair (the question is the title).
+    body = models.TextField(blank=True)
+    file = models.FileField(upload_to=source_upload_path, blank=True)
+    file_name = models.CharField(max_length=255, blank=True)  # as uploaded, for display only
+    file_type = models.CharField(max_length=10, blank=True)  # txt | md | html | pdf | docx
+    max_depth = models.PositiveSmallIntegerField(default=2)
+    max_pages = models.PositiveIntegerField(default=50)
+    sync_interval = models.PositiveIntegerField(
+        choices=SyncInterval.choices, default=SyncInterval.MANUAL
+    )
+
+    status = models.CharField(
+        max_length=10, choices=SourceStatus.choices, default=SourceStatus.PENDING
+    )
+    error = models.TextField(blank=True)
+    # {"done": pages processed, "total": pages known, "skipped": unchanged, "failed": n,
+    #  "chunks": n, "problems": [{"url": ..., "error": ...}, ...]}
+    progress = models.JSONField(default=dict, blank=True)
+    last_synced = models.DateTimeField(null=True, blank=True)
+    sync_started_at = models.DateTimeField(null=True, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager("bot__tenant")
+
+    class Meta:
+        indexes = [models.Index(fields=["bot", "kind"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def fetches_urls(self) -> bool:
+        return self.kind in (SourceKind.URL, SourceKind.SITEMAP)
+
+    def sync_due(self, now: datetime, stale_after: timedelta) -> bool:
+        """Whether the schedule asks for a sync now.
+
+        A sync that has been "syncing" longer than `stale_after` died with its worker; it is due.
+        """
+        if not self.sync_interval:
+            return False
+        if self.status == SourceStatus.SYNCING:
+            return self.sync_started_at is None or self.sync_started_at + stale_after <= now
+        if self.last_synced is None:
+            return True
+        return self.last_synced + timedelta(hours=self.sync_interval) <= now
+
+
+class Document(models.Model):
+    """One unit a source yields: a page of a website, a file, a pasted text, a Q&A pair.
+
+    `key` identifies it across syncs (the page URL, or "file"/"text"); `content_hash` of its
+    extracted text lets a re-sync skip it when nothing changed.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="documents")
+    key = models.CharField(max_length=2000)
+    title = models.CharField(max_length=300)
+    url = models.URLField(max_length=2000, blank=True)
+    content_hash = models.CharField(max_length=64)
+    chars = models.PositiveIntegerField(default=0)
+    fetched_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedManager("source__bot__tenant")
+
+    class Meta:
+        indexes = [models.Index(fields=["source", "key"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chunk(models.Model):
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="chunks")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    # Denormalised so that the tenant and bot filter sits in the ranking query's WHERE clause.
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # The document's title, copied so that full-text search weighs it with the text.
+    title = models.CharField(max_length=300, blank=True)
+    text = models.TextField()
+    position = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64)
+    # PostgreSQL text-search configuration for this chunk ("english", "french", "simple"...);
+    # a trigger builds the tsvector with it. SQLite's FTS5 uses one tokenizer for all.
+    language = models.CharField(max_length=20, default="english")
+    # float32 little-endian, L2-normalised; null until an embedding endpoint answered.
+    embedding = models.BinaryField(null=True, blank=True)
+
+    objects = TenantScopedManager()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "bot"])]
+        ordering = ["document_id", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.position}"
