@@ -376,17 +376,6 @@ for _cidr in OUTBOUND_ALLOW_CIDRS:
             f"OUTBOUND_ALLOW_CIDRS: {_cidr!r} is not an address range like 10.20.0.0/16"
         ) from None
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
-# Periodic work run by `celery -A chatbot beat` (retention purges, stale-reply sweeps).
-CELERY_BEAT_SCHEDULE = {
-    "purge-expired-conversations": {
-        "task": "chatbot.conversations.tasks.purge_expired_conversations",
-        "schedule": 3600.0,
-    },
-    "sweep-stale-replies": {
-        "task": "chatbot.conversations.tasks.sweep_stale_replies",
-        "schedule": 300.0,
-    },
-}
 if TESTING:
     # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -396,6 +385,15 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "knowledge-resync-due": {
         "task": "chatbot.knowledge.tasks.resync_due_sources",
         "schedule": 15 * 60,
+    },
+    # Each workspace's retention window; replies left streaming by a dead process.
+    "purge-expired-conversations": {
+        "task": "chatbot.conversations.tasks.purge_expired_conversations",
+        "schedule": 60 * 60,
+    },
+    "sweep-stale-replies": {
+        "task": "chatbot.conversations.tasks.sweep_stale_replies",
+        "schedule": 5 * 60,
     },
 }
 

@@ -584,3 +584,11 @@ def test_the_transcript_links_the_visitors_images(
     page = client_for(charlie).get(f"/conversations/{conversation.public_id}/").content.decode()
     assert "Image attached</a> (image/png, 28×28, 2.0 KB)" in page
     assert 'href="/widget/attachments/' in page
+
+
+def test_celery_beat_runs_the_retention_purge_and_the_stale_reply_sweep() -> None:
+    from django.conf import settings
+
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "chatbot.conversations.tasks.purge_expired_conversations" in tasks
+    assert "chatbot.conversations.tasks.sweep_stale_replies" in tasks
