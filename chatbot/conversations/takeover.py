@@ -35,9 +35,11 @@ log = logging.getLogger(__name__)
 MAX_AGENT_TEXT = 4000
 INBOX_EVENT = "inbox.event"
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# "Talk to a person" typed instead of pressing the button, in the widget's languages.
+# "Talk to a person" typed instead of pressing the button, in the widget's languages. Only
+# explicit words for a person: "can I talk to someone about sizes?" is left to the bot, which
+# still offers the button.
 PERSON_REQUEST = re.compile(
-    r"\b(talk|speak|chat|connect|transfer|need|want)\b.{0,30}\b(human|person|agent|someone|somebody|"
+    r"\b(talk|speak|chat|connect|transfer|need|want)\b.{0,30}\b(human|person|agent|"
     r"representative|operator|real people|staff)\b"
     r"|^\W*(human|agent|operator|representative|real person)\W*(please)?\W*$"
     r"|\b(parler|discuter)\b.{0,30}\b(humain|personne|conseiller|agent)\b"

@@ -344,7 +344,10 @@ class TestHandoffRequests:
         assert conversation.status == Status.WAITING
         assert transcript(conversation)[-1] == (Role.SYSTEM, "handoff.requested")
 
-    @pytest.mark.parametrize("text", ["How do agents of change work?", "Is a person size M ok?"])
+    @pytest.mark.parametrize(
+        "text",
+        ["How do agents of change work?", "Is a person size M ok?", "Can I talk to someone?"],
+    )
     def test_ordinary_questions_are_not_handoffs(self, bot: Bot, text: str) -> None:
         assert chat(bot, text, reply=None).status == Status.BOT
 
