@@ -246,8 +246,6 @@ def _act(request: HttpRequest, public_id: str, done: str, act: Any) -> HttpRespo
     try:
         act(conversation)
     except ActionError as exc:
-        if request.headers.get("X-Requested-With") == "fetch" and request.POST.get("json"):
-            return JsonResponse({"error": exc.code, "message": exc.message}, status=400)
         messages.error(request, exc.message)
     else:
         if done:
