@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core import signing
 
 from chatbot.bots.models import Bot
+from chatbot.bots.snippets import site_origin
 
 SESSION_TTL_SECONDS = 15 * 60
 RESUME_MAX_AGE_SECONDS = 180 * 24 * 3600
@@ -117,13 +118,6 @@ def check_claims_for_bot(claims: VisitorClaims, bot: Bot) -> None:
             raise TokenError("bad_token", "A preview token is only valid on the platform.")
     elif not bot.allows_origin(claims.origin):
         raise TokenError("origin_not_allowed", "This site is not allowed to use this bot.")
-
-
-def site_origin() -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(settings.SITE_URL)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 # --- Resume secrets ---------------------------------------------------------------------------

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from .models import Bot
+
+
+def site_origin() -> str:
+    """The platform's origin (scheme://host[:port]) as browsers send it in Origin."""
+    parts = urlsplit(settings.SITE_URL)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def loader_url() -> str:

@@ -17,7 +17,7 @@ from chatbot.tenants.permissions import manager_required
 from . import actions
 from .forms import BotForm
 from .models import Bot
-from .snippets import embed_snippet, loader_url
+from .snippets import embed_snippet, loader_url, site_origin
 
 
 def _llm() -> ModuleType | None:
@@ -104,6 +104,8 @@ def _edit_context(form: BotForm, bot: Bot | None) -> dict[str, Any]:
         "bot": bot,
         "snippet": embed_snippet(bot) if bot is not None else "",
         "loader_url": loader_url(),
+        # The origin the preview frame and this page post messages to (read per request).
+        "site_origin": site_origin(),
         "preview_config_json": json.dumps(preview_config),
     }
 

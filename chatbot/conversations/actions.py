@@ -391,7 +391,10 @@ def start_reply(conversation_id: int) -> asyncio.Task[None]:
     """Start (or queue behind the running one) the bot's reply in this conversation."""
     from .replies import run_reply
 
+    loop = asyncio.get_running_loop()
     previous = _running.get(conversation_id)
+    if previous is not None and previous.get_loop() is not loop:
+        previous = None  # left by a loop that is gone (tests run one loop per test)
 
     async def runner() -> None:
         if previous is not None and not previous.done():
@@ -402,7 +405,7 @@ def start_reply(conversation_id: int) -> asyncio.Task[None]:
 
     # A fresh context: the task must not inherit the request's thread-sensitive executor
     # (asgiref), which is shut down when the request that started the reply ends.
-    task = asyncio.get_running_loop().create_task(
+    task = loop.create_task(
         runner(), name=f"reply:{conversation_id}", context=contextvars.Context()
     )
     _running[conversation_id] = task
@@ -433,8 +436,9 @@ def running_reply(conversation_id: int) -> asyncio.Task[None] | None:
 
 async def wait_for_replies() -> None:
     """Wait until every reply task of this process is done (tests, graceful shutdown)."""
-    while _running:
-        await asyncio.gather(*list(_running.values()), return_exceptions=True)
+    loop = asyncio.get_running_loop()
+    while mine := [t for t in _running.values() if t.get_loop() is loop and not t.done()]:
+        await asyncio.wait(mine)
 
 
 # --- Attachments ------------------------------------------------------------------------------

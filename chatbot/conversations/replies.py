@@ -191,9 +191,12 @@ async def run_reply(conversation_id: int) -> None:
             if isinstance(event, Routed):
                 meta["endpoint"], meta["model"] = event.endpoint, event.model
             elif isinstance(event, TextDelta):
+                text += event.text
                 if ttft_ms is None:
                     ttft_ms = int((time.monotonic() - started) * 1000)
-                text += event.text
+                    # The first words go out at once (time to first token is what visitors
+                    # feel); the rest is batched by the flusher.
+                    await flush()
             elif isinstance(event, Usage):
                 meta["tokens_in"] = event.prompt_tokens
                 meta["tokens_out"] = event.completion_tokens

@@ -56,7 +56,7 @@ class TestPages:
         assert bot.allowed_origins == ["https://shop.acme.test"]
         assert bot.position == "left" and bot.default_locale == "fr"
         page = client.get(response["Location"]).content.decode()
-        assert f"/widget/frame/{bot.public_key}?preview=1" in page
+        assert f"/widget/frame/{bot.public_key}?preview=1" in page  # data-src, set by edit.js
         assert "(Parley.q = Parley.q || []).push(arguments)" in page
         assert "data-copy-snippet" in page
 

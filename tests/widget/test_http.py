@@ -333,6 +333,32 @@ class TestFallback:
         assert response.status_code == 401
 
 
+@pytest.mark.django_db(transaction=True)
+class TestFallbackLimits:
+    async def test_an_over_limit_send_is_429_with_retry_after(
+        self, acme_bot: Bot, model: ScriptedModel, settings: object
+    ) -> None:
+        from asgiref.sync import sync_to_async
+
+        settings.WIDGET_RATE_LIMITS = {"send:visitor": (1, 60)}  # type: ignore[attr-defined]
+        token, _ = await sync_to_async(session_token)(acme_bot)
+        auth = {"Authorization": f"Bearer {token}", "Origin": SITE}
+        client = AsyncClient()
+        statuses = []
+        for n in range(2):
+            response = await client.post(
+                "/widget/api/send",
+                json.dumps({"type": "message.send", "client_id": f"l{n}", "text": "hi"}),
+                content_type="application/json",
+                headers=auth,
+            )
+            statuses.append(response.status_code)
+        assert statuses == [200, 429]
+        assert int(response["Retry-After"]) >= 1
+        assert response.json()["error"]["code"] == "rate_limited"
+        await actions.wait_for_replies()
+
+
 class TestAttachments:
     @pytest.fixture
     def images_on(self, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,6 +60,8 @@
     };
     form.addEventListener("input", update);
     form.addEventListener("change", update);
+    // Load the frame only now that we listen: its "ready" must not arrive before we do.
+    frame.src = frame.getAttribute("data-src");
   }
 
   document.addEventListener("click", function (event) {
