@@ -27,6 +27,8 @@ $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $@ $(VENV)/.installed-run
 
+# The snippet, emails and token audience use SITE_URL: follow PORT unless it is set.
+run: export SITE_URL ?= http://$(HOST):$(PORT)
 run: $(VENV)/.installed-run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
