@@ -163,3 +163,31 @@ def test_xss_payloads_in_the_dashboard_transcript_stay_inert(
     text = page.inner_text("#transcript")
     assert "<script>window.__xss = 'script'</script>" in text  # shown as text
     assert tracker.requests == []  # the markdown image never loaded
+
+
+def test_a_foreign_page_cannot_open_the_dashboard_socket_with_the_members_cookie(
+    page: Any,
+    live_db: None,
+    asgi_server: LiveServer,
+    alice: User,
+    host_sites: Callable[[], HostSite],  # noqa: F811
+) -> None:
+    # Same site (127.0.0.1), another origin (port): the browser sends alice's cookie along.
+    client = Client()
+    client.force_login(alice, backend="django.contrib.auth.backends.ModelBackend")
+    cookie = client.cookies["sessionid"]
+    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": asgi_server.url}])
+    socket_url = asgi_server.url.replace("http://", "ws://") + "/ws/dashboard/"
+    probe = """(url) => new Promise((resolve) => {
+        const ws = new WebSocket(url);
+        ws.onopen = () => { ws.close(); resolve('open'); };
+        ws.onerror = () => resolve('refused');
+    })"""
+
+    page.goto(asgi_server.url + "/conversations/")  # our own page: it opens
+    assert page.evaluate(probe, socket_url) == "open"
+
+    evil = host_sites()
+    evil.pages["/"] = "<!doctype html><title>Not Parley</title><p>hello</p>"
+    page.goto(evil.url("/"))
+    assert page.evaluate(probe, socket_url) == "refused"
