@@ -191,3 +191,30 @@ def test_a_foreign_page_cannot_open_the_dashboard_socket_with_the_members_cookie
     evil.pages["/"] = "<!doctype html><title>Not Parley</title><p>hello</p>"
     page.goto(evil.url("/"))
     assert page.evaluate(probe, socket_url) == "refused"
+
+
+def test_agents_on_other_dashboard_pages_hear_that_a_visitor_waits(
+    browser: Any,
+    live_db: None,
+    asgi_server: LiveServer,
+    charlie: User,
+) -> None:
+    from tests.inbox.helpers import make_bot
+
+    agent = logged_in_page(browser, charlie, asgi_server)
+    agent.goto(asgi_server.url + "/dashboard/")
+    agent.wait_for_selector("html[data-inbox-connected]", state="attached")
+
+    def ask() -> None:
+        conversation = chat(make_bot(charlie.memberships.get().tenant), "Hi", reply=None)
+        actions.request_handoff(conversation.visitor, conversation)
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(ask).result()
+    agent.wait_for_function(
+        "() => (document.getElementById('inbox-notice') || {}).textContent"
+        " === 'A visitor is waiting for a person.'",
+        polling=100,
+    )
+    assert agent.get_attribute("#inbox-notice", "href") == "/conversations/?status=waiting"
+    agent.context.close()

@@ -3,7 +3,8 @@
  * - [data-conversation]: refetch the transcript on new messages and status changes; stream
  *   the bot's deltas into its bubble as plain text; show the visitor typing; send ours.
  * - select[data-canned-target]: insert a canned response into the reply box.
- * - #waiting-count and #inbox-notice: the number waiting, and a notice when one arrives.
+ * - #waiting-count and #inbox-notice: the number waiting, and a notice when one arrives (on
+ *   every dashboard page: the shell loads this script too).
  * Message text is only ever rendered by the server (sanitized); deltas go in as textContent.
  */
 (function () {
@@ -65,10 +66,23 @@
   }
 
   function announce(text) {
-    if (!notice) return;
+    if (!notice) {
+      // Any other dashboard page: a polite notice above the content, linking to the inbox.
+      var main = document.getElementById("main");
+      if (!main) return;
+      notice = document.createElement("a");
+      notice.id = "inbox-notice";
+      notice.className = "inbox-notice";
+      notice.href = "/conversations/?status=waiting";
+      notice.setAttribute("role", "status");
+      main.parentNode.insertBefore(notice, main);
+    }
     notice.textContent = text;
     notice.classList.add("shown");
-    setTimeout(function () { notice.classList.remove("shown"); }, 8000);
+    setTimeout(function () {
+      notice.classList.remove("shown");
+      notice.textContent = "";
+    }, 8000);
   }
 
   function onDelta(frame) {
@@ -120,7 +134,8 @@
   }
 
   function connect() {
-    if (!list && !page) return;
+    // Inbox pages, and every other dashboard page for the "someone is waiting" notice.
+    if (!list && !page && !document.body.classList.contains("dashboard")) return;
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + location.host + "/ws/dashboard/");
     socket.addEventListener("open", function () {
