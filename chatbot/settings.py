@@ -239,7 +239,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "parley", "capacity": 1000},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, the same as
+                # channels_redis's blocking BZPOPMIN: every idle socket's receive would fail
+                # after ~5 s and drop the WebSocket. Read longer than the pop blocks.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": "parley",
+                "capacity": 1000,
+            },
         }
     }
     CACHES = {

@@ -207,6 +207,22 @@ async def _refuse_bad_schemes_async(request: httpx.Request) -> None:
     _refuse_bad_schemes(request)
 
 
+def _client_options(
+    timeout: httpx.Timeout, follow_redirects: bool, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """What the sync and async clients share: no proxies from the environment, a redirect
+    limit, our User-Agent."""
+    headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
+    return {
+        "timeout": timeout,
+        "follow_redirects": follow_redirects,
+        "max_redirects": MAX_REDIRECTS,
+        "trust_env": False,
+        "headers": headers,
+        **kwargs,
+    }
+
+
 def client(
     *,
     guarded: bool = True,
@@ -221,16 +237,10 @@ def client(
         if guarded
         else httpx.HTTPTransport(limits=limits, trust_env=False, verify=verify)
     )
-    headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
     return httpx.Client(
         transport=transport,
-        timeout=timeout,
-        follow_redirects=follow_redirects,
-        max_redirects=MAX_REDIRECTS,
-        trust_env=False,
-        headers=headers,
         event_hooks={"request": [_refuse_bad_schemes]},
-        **kwargs,
+        **_client_options(timeout, follow_redirects, kwargs),
     )
 
 
@@ -248,16 +258,10 @@ def async_client(
         if guarded
         else httpx.AsyncHTTPTransport(limits=limits, trust_env=False, verify=verify)
     )
-    headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
     return httpx.AsyncClient(
         transport=transport,
-        timeout=timeout,
-        follow_redirects=follow_redirects,
-        max_redirects=MAX_REDIRECTS,
-        trust_env=False,
-        headers=headers,
         event_hooks={"request": [_refuse_bad_schemes_async]},
-        **kwargs,
+        **_client_options(timeout, follow_redirects, kwargs),
     )
 
 

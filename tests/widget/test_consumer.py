@@ -599,3 +599,21 @@ class TestSharedLimits:
         await actions.wait_for_replies()
         await first.disconnect()
         await second.disconnect()
+
+
+@pytest.mark.redis
+class TestRedisLayer:
+    async def test_an_idle_socket_outlives_the_redis_read_timeout(
+        self, acme_bot: Bot, model: ScriptedModel
+    ) -> None:
+        # channels_redis blocks 5 s per BZPOPMIN; a socket timeout at or below that (redis-py
+        # 8's default) tore every idle consumer down after ~5 s.
+        token, _ = await make_token(acme_bot)
+        comm, _ = await hello(acme_bot, token)
+        await comm.send_json_to({"type": "message.send", "client_id": "r1", "text": "Hi"})
+        await receive_until(comm, is_final_reply)
+        await asyncio.sleep(7)
+        await comm.send_json_to({"type": "ping"})
+        assert (await receive(comm))["type"] == "pong"
+        await actions.wait_for_replies()
+        await comm.disconnect()
