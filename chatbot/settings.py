@@ -393,6 +393,15 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "chatbot.knowledge.tasks.resync_due_sources",
         "schedule": 15 * 60,
     },
+    # Each workspace's retention window; replies left streaming by a dead process.
+    "purge-expired-conversations": {
+        "task": "chatbot.conversations.tasks.purge_expired_conversations",
+        "schedule": 60 * 60,
+    },
+    "sweep-stale-replies": {
+        "task": "chatbot.conversations.tasks.sweep_stale_replies",
+        "schedule": 5 * 60,
+    },
 }
 
 LANGUAGE_CODE = "en"

@@ -162,6 +162,10 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         # A page (not our frame) connecting directly must be the page the token was for.
         if self.origin != claims.origin and not handshake_origin_is_frame(self.origin):
             raise TokenError("origin_not_allowed", "The token is for another site.")
+        # For the agents' view of the visitor: the host page's origin and the browser.
+        await database_sync_to_async(actions.note_visitor_context)(
+            visitor, page_url=claims.origin, user_agent=_header(self.scope, b"user-agent") or ""
+        )
         session = WidgetSession(bot, visitor, claims, self.ip, sender=self.channel_name)
         session.conversation = await database_sync_to_async(session.sync_select)(
             frame.get("conversation")

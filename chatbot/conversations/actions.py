@@ -33,7 +33,7 @@ from .models import (
     Status,
     Visitor,
 )
-from .payloads import message_payload
+from .payloads import conversation_payload, message_payload
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,14 @@ def open_visitor(
     return Visitor.objects.create(bot=bot, locale=locale[:10])
 
 
+def note_visitor_context(visitor: Visitor, *, page_url: str = "", user_agent: str = "") -> None:
+    """Remember where and with what browser the visitor chats (shown to agents)."""
+    page_url, user_agent = page_url[:500], user_agent[:300]
+    if (visitor.page_url, visitor.user_agent) != (page_url, user_agent):
+        visitor.page_url, visitor.user_agent = page_url, user_agent
+        Visitor.objects.filter(pk=visitor.pk).update(page_url=page_url, user_agent=user_agent)
+
+
 # --- Conversations ----------------------------------------------------------------------------
 
 
@@ -129,9 +137,15 @@ def _next_seq(conversation: Conversation) -> int:
 def _announce(message: Message) -> None:
     payload = message_payload(message)
     conversation_id = message.conversation_id
-    transaction.on_commit(
-        lambda: broadcast(conversation_id, {"type": "message", "message": payload})
-    )
+
+    def send() -> None:
+        broadcast(conversation_id, {"type": "message", "message": payload})
+        if message.role != Role.ASSISTANT or message.status != MessageStatus.STREAMING:
+            from .takeover import touch_inbox  # the agents' inbox list moves too
+
+            touch_inbox(conversation_id)
+
+    transaction.on_commit(send)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +223,15 @@ def receive_visitor_message(
         if attachments:
             Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
         _announce(message)
+        from . import takeover
+
+        thanks = takeover.capture_followup_email(locked, text)
+        if thanks is not None:
+            _announce(thanks)
+    if locked.status == Status.BOT and takeover.asks_for_a_person(text):
+        # "Can I talk to a person?" typed instead of the button: same as the button.
+        request_handoff(visitor, locked)
+        return Received(message, locked, duplicate=False, reply_wanted=False)
     return Received(message, locked, duplicate=False, reply_wanted=locked.status == Status.BOT)
 
 
@@ -244,13 +267,17 @@ def request_handoff(visitor: Visitor, conversation: Conversation) -> Message | N
             return None
         locked.status = Status.WAITING
         locked.save(update_fields=["status", "updated_at"])
+        from .takeover import handoff_requested
+
         message = Message.objects.create(
             conversation=locked,
             seq=_next_seq(locked),
             role=Role.SYSTEM,
-            text="handoff.requested",
+            text=handoff_requested(locked),  # a code, or the office's away text
         )
         _announce(message)
+        status = {"type": "conversation", "conversation": conversation_payload(locked)}
+        transaction.on_commit(lambda: broadcast(locked.pk, status))
     cancel_reply(conversation.pk)
     return message
 

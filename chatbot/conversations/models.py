@@ -42,6 +42,9 @@ class Visitor(models.Model):
     name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
     locale = models.CharField(max_length=10, blank=True)
+    # Where and with what the visitor last opened the widget (shown to agents).
+    page_url = models.CharField(max_length=500, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
 
@@ -84,6 +87,8 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Set when a visitor asked for a person outside office hours and left an address.
+    followup_email = models.EmailField(blank=True)
 
     objects = TenantScopedManager("bot__tenant")
 
@@ -91,6 +96,7 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["visitor", "-updated_at"]),
             models.Index(fields=["bot", "status", "-updated_at"]),
+            models.Index(fields=["-updated_at"]),
         ]
 
     def __str__(self) -> str:
@@ -191,3 +197,66 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class RetentionDays(models.IntegerChoices):
+    DAYS_30 = 30, "30 days"
+    DAYS_90 = 90, "90 days"
+    DAYS_365 = 365, "365 days"
+    FOREVER = 0, "Forever"
+
+
+class InboxSettings(models.Model):
+    """A workspace's live-chat settings: office hours and how long conversations are kept.
+
+    Edited through two sections of the settings page (chatbot/conversations/settings.py).
+    """
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="inbox_settings"
+    )
+    retention_days = models.PositiveIntegerField(
+        choices=RetentionDays.choices,
+        default=RetentionDays.FOREVER,
+        help_text="Conversations not updated for this long are deleted with their attachments.",
+    )
+    office_hours_enabled = models.BooleanField(
+        default=False,
+        help_text="Off: live chat is offered at any time. On: only during the hours below.",
+    )
+    # Weekdays as ISO numbers (1 = Monday ... 7 = Sunday), in the tenant's time zone.
+    office_days = models.JSONField(default=list, blank=True)
+    office_start = models.TimeField(null=True, blank=True)
+    office_end = models.TimeField(null=True, blank=True)
+    offline_message = models.CharField(
+        max_length=300,
+        blank=True,
+        default="Our team is away right now. Leave your email address here and we will "
+        "get back to you.",
+    )
+
+    objects = TenantScopedManager()
+
+    def __str__(self) -> str:
+        return f"inbox settings of {self.tenant_id}"
+
+
+class CannedResponse(models.Model):
+    """A saved reply agents insert with a shortcut."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="canned_responses"
+    )
+    shortcut = models.SlugField(max_length=40)
+    text = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "shortcut"], name="canned_shortcut_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.shortcut

@@ -35,7 +35,8 @@ def message_payload(message: Message, *, text: str | None = None) -> dict[str, A
         else None
     )
     author = None
-    if message.role == "agent" and message.author_id is not None:
+    # Agents' replies, notes and system lines ("agent.joined") name the person.
+    if message.role in ("agent", "system", "note") and message.author_id is not None:
         author = getattr(message.author, "display_name", None)
     return {
         "seq": message.seq,

@@ -11,3 +11,57 @@ from . import actions
 def sweep_stale_replies() -> int:
     """Mark replies left `streaming` by a dead process as incomplete (idempotent)."""
     return actions.sweep_stale_replies()
+
+
+@shared_task(acks_late=True)
+def purge_expired_conversations() -> dict[str, int]:
+    """Apply every tenant's retention window (idempotent: a rerun finds nothing left)."""
+    from .retention import purge_expired
+
+    return {str(tenant): count for tenant, count in purge_expired().items()}
+
+
+@shared_task(acks_late=True)
+def notify_team_of_waiting(conversation_id: int) -> int:
+    """Email the workspace's members that a visitor waits for a person (if email is set up).
+
+    Returns the number of addresses written to. Sent once: a conversation that is no longer
+    waiting (someone took it meanwhile) is not announced.
+    """
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    from chatbot.tenants.models import Membership
+
+    from .models import Conversation, Status
+
+    if not getattr(settings, "EMAIL_CONFIGURED", False):
+        return 0
+    conversation = (
+        Conversation.objects.select_related("bot", "visitor").filter(pk=conversation_id).first()
+    )
+    if conversation is None or conversation.status != Status.WAITING:
+        return 0
+    recipients = sorted(
+        set(
+            Membership.objects.filter(tenant_id=conversation.bot.tenant_id).values_list(
+                "user__email", flat=True
+            )
+        )
+    )
+    if not recipients:
+        return 0
+    from django.urls import reverse
+
+    link = settings.SITE_URL.rstrip("/") + reverse(
+        "conversations:detail", args=[conversation.public_id]
+    )
+    who = conversation.visitor.name or "A visitor"
+    send_mail(
+        f"{who} is waiting for a person ({conversation.bot.name})",
+        f"{who} asked to talk to a person on {conversation.bot.name}.\n\nOpen the "
+        f"conversation: {link}\n",
+        None,
+        recipients,
+    )
+    return len(recipients)

@@ -1,3 +1,11 @@
 from typing import Any
 
-websocket_urlpatterns: list[Any] = []
+from channels.auth import AuthMiddlewareStack
+from django.urls import path
+
+from chatbot.conversations.consumers import InboxConsumer
+
+websocket_urlpatterns: list[Any] = [
+    # Members only (session cookie), from the platform's own pages (Origin checked).
+    path("ws/dashboard/", AuthMiddlewareStack(InboxConsumer.as_asgi())),
+]
