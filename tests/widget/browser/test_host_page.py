@@ -11,6 +11,10 @@ from .helpers import Shop, open_widget, widget_frame
 
 pytestmark = pytest.mark.browser
 
+# A closed panel hides the frame, and hidden frames get no animation frames: poll on a timer
+# (Playwright's default polling is requestAnimationFrame, which would never run again).
+CLOSED = "() => !document.body.classList.contains('open')"
+
 
 def test_the_loader_adds_one_global_and_one_element(page: Any, shop: Shop) -> None:
     shop.site.pages["/blank"] = "<!doctype html><title>blank</title><button>Buy</button>"
@@ -84,7 +88,7 @@ def test_panel_takes_the_whole_screen_on_a_phone(browser: Any, shop: Shop) -> No
         assert box == {"x": 0, "y": 0, "width": 375, "height": 740}
         # The launcher steps aside; the frame's own close button closes the panel.
         frame.click("#close-btn")
-        frame.wait_for_function("() => !document.body.classList.contains('open')")
+        frame.wait_for_function(CLOSED, polling=50)
         assert frame.frame_element().bounding_box() is None
     finally:
         context.close()

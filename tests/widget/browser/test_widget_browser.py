@@ -33,6 +33,10 @@ pytestmark = pytest.mark.browser
 
 TINY_REPLY = "Hello from a tiny llama!"
 
+# A closed panel hides the frame, and hidden frames get no animation frames: poll on a timer
+# (Playwright's default polling is requestAnimationFrame, which would never run again).
+CLOSED = "() => !document.body.classList.contains('open')"
+
 
 @pytest.fixture
 def llama_route(live_db: None, llama_server: Any) -> Any:
@@ -118,7 +122,7 @@ def test_unread_count_shows_on_the_launcher_when_a_reply_arrives_while_closed(
         "Parley('on', k, (d) => window.recordParley(k, d || null))"
     )
     page.evaluate("Parley('close')")
-    frame.wait_for_function("() => !document.body.classList.contains('open')")
+    frame.wait_for_function(CLOSED, polling=50)
     assert launcher_badge(page) == ""
     # A message goes out from the (hidden) panel, so the reply arrives while it is closed.
     frame.evaluate(
@@ -261,7 +265,7 @@ def test_keyboard_only_visitor_can_open_chat_rate_and_close(
     assert frame.evaluate("document.activeElement.getAttribute('aria-label')") == "Not helpful"
     # Escape closes the panel and gives focus back to the launcher.
     page.keyboard.press("Escape")
-    frame.wait_for_function("() => !document.body.classList.contains('open')")
+    frame.wait_for_function(CLOSED, polling=50)
     page.wait_for_function("() => document.activeElement.localName === 'parley-widget'")
     # Enter on the launcher opens it again with the composer focused.
     page.keyboard.press("Enter")
@@ -321,7 +325,7 @@ def test_frame_and_loader_ignore_messages_from_other_windows_and_origins(
     assert launcher_badge(page) == ""
     # The real parent still works.
     page.evaluate("Parley('close')")
-    frame.wait_for_function("() => !document.body.classList.contains('open')")
+    frame.wait_for_function(CLOSED, polling=50)
 
 
 def test_time_from_click_to_usable_composer_and_bytes_the_frame_loads(
