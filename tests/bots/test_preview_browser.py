@@ -58,3 +58,29 @@ def test_the_preview_follows_the_form_and_the_snippet_copies(
     assert copied == page.input_value("#snippet")
     assert f'key: "{bot.public_key}"' in copied
     assert f'src="{asgi_server.url}/widget.js"' in copied
+
+
+def test_a_manager_can_chat_in_the_preview(
+    page: Any,
+    live_db: None,
+    asgi_server: LiveServer,
+    acme: Tenant,
+    alice: User,
+    settings: Any,
+) -> None:
+    from chatbot.conversations.models import Message
+
+    settings.SITE_URL = asgi_server.url
+    bot = Bot.objects.create(tenant=acme, name="Acme help", allowed_origins=["https://a.test"])
+    log_in(page, alice, asgi_server)
+    page.goto(f"{asgi_server.url}/bots/{bot.pk}/")
+    preview = page.frame_locator("#bot-preview")
+    preview.locator("#input").fill("Does the preview talk?")
+    preview.locator("#input").press("Enter")
+    # The message is stored (the preview's session is accepted), and with no model connected
+    # the assistant's reply ends in the "assistant offline" state rather than an error banner.
+    preview.locator(".msg.visitor", has_text="Does the preview talk?").wait_for()
+    preview.locator(".msg.assistant .state").wait_for()
+    assert Message.objects.filter(
+        conversation__bot=bot, role="visitor", text="Does the preview talk?"
+    ).exists()

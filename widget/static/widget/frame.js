@@ -327,7 +327,8 @@
     const response = await fetch(urls.session, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      credentials: 'omit',
+      // Only the dashboard's preview proves who it is with the member's cookie.
+      credentials: cfg.preview ? 'same-origin' : 'omit',
       body: JSON.stringify({
         bot: bot.key,
         origin: host,
