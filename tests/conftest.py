@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -37,6 +38,12 @@ def _missing_reason(marker: str) -> str | None:
     if marker == "llama" and not os.environ.get("PARLEY_LLAMA_SERVER"):
         return "PARLEY_LLAMA_SERVER is not set (make test builds and sets it)"
     return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # WhiteNoise warns on every request when STATIC_ROOT is missing; tests serve static files
+    # through the finders (WHITENOISE_USE_FINDERS), so an empty directory is all it needs.
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
