@@ -222,13 +222,12 @@ def test_with_database_url_the_database_is_postgresql() -> None:
     assert connection.vendor == "postgresql"
 
 
+@pytest.mark.embedded
 @pytest.mark.django_db
 def test_the_embedded_defaults_need_no_services() -> None:
     from django.conf import settings
     from django.db import connection
 
-    if settings.DATABASE_URL or settings.REDIS_URL:
-        pytest.skip("embedded-defaults run only")
     assert connection.vendor == "sqlite"
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")

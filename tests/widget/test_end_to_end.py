@@ -21,8 +21,6 @@ TINY_REPLY = "Hello from a tiny llama!"
 
 @pytest.fixture
 def llama(request: pytest.FixtureRequest) -> Any:
-    # The model service and its llama-server fixture come from the LLM app.
-    pytest.importorskip("chatbot.llm.service")
     return request.getfixturevalue("llama_server")
 
 
