@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from types import ModuleType
 from typing import Any
 
@@ -10,6 +9,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.html import json_script
 from django.views.decorators.http import require_http_methods, require_POST
 
 from chatbot.tenants.permissions import manager_required
@@ -106,7 +106,8 @@ def _edit_context(form: BotForm, bot: Bot | None) -> dict[str, Any]:
         "loader_url": loader_url(),
         # The origin the preview frame and this page post messages to (read per request).
         "site_origin": site_origin(),
-        "preview_config_json": json.dumps(preview_config),
+        # json_script escapes <, > and & so a bot's text cannot close the script element.
+        "preview_config_script": json_script(preview_config, "bot-preview-config"),
     }
 
 

@@ -103,3 +103,14 @@ class TestPages:
             HTTP_ORIGIN="http://127.0.0.1:8000",
         )
         assert refused.status_code == 403
+
+
+def test_bot_text_cannot_close_the_preview_config_script(
+    acme: Tenant, alice: User, client_for: Callable[[User], Client]
+) -> None:
+    hostile = '</script><img src=x onerror="window.__xss=1">'
+    bot = Bot.objects.create(tenant=acme, name="Help", greeting=hostile, title=hostile)
+    page = client_for(alice).get(f"/bots/{bot.pk}/").content.decode()
+    assert '<script id="bot-preview-config" type="application/json">' in page
+    assert "</script><img" not in page
+    assert "\\u003C/script\\u003E\\u003Cimg" in page
