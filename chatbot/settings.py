@@ -193,6 +193,9 @@ TEMPLATES: list[dict[str, Any]] = [
 # --- Database ---------------------------------------------------------------------------------
 
 DATABASE_URL = env_str("DATABASE_URL")
+# Connections per process in the PostgreSQL pool: the database threads (5 by default, plus
+# one per HTTP request in flight) borrow from it; beyond it a caller waits up to 10 s.
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 20, minimum=2)
 
 
 def _database() -> dict[str, Any]:
@@ -208,6 +211,9 @@ def _database() -> dict[str, Any]:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Keep each thread's connection (sockets and replies share one database thread
+            # on SQLite: chatbot/lib/db.py) instead of opening one per call.
+            "CONN_MAX_AGE": None,
             "TEST": {"NAME": str(VAR_DIR / "test-parley.sqlite3")},
         }
     import dj_database_url
@@ -222,8 +228,19 @@ def _database() -> dict[str, Any]:
         config: dict[str, Any] = dict(dj_database_url.parse(DATABASE_URL, conn_max_age=0))
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(f"DATABASE_URL: cannot parse it: {exc}") from None
-    if config["ENGINE"].endswith("postgresql") and not config.get("NAME"):
-        raise ImproperlyConfigured("DATABASE_URL: names no database (add /name at the end)")
+    if config["ENGINE"].endswith("postgresql"):
+        if not config.get("NAME"):
+            raise ImproperlyConfigured("DATABASE_URL: names no database (add /name at the end)")
+        # Django's connection pool (psycopg_pool): database calls of sockets and replies run
+        # on a thread pool (chatbot/lib/db.py), each borrowing a connection for the call.
+        # CONN_MAX_AGE stays 0: returning the connection to the pool is the "close".
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": DB_POOL_SIZE,
+            "timeout": 10,
+        }
+    else:
+        config["CONN_MAX_AGE"] = None
     return config
 
 

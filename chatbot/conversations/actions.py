@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatbot.bots.models import Bot
+from chatbot.lib import fanout
 
 from .broadcast import broadcast
 from .models import (
@@ -391,6 +392,7 @@ def start_reply(conversation_id: int) -> asyncio.Task[None]:
     """Start (or queue behind the running one) the bot's reply in this conversation."""
     from .replies import run_reply
 
+    fanout.start()  # the heartbeat that tells other processes this reply is alive
     loop = asyncio.get_running_loop()
     previous = _running.get(conversation_id)
     if previous is not None and previous.get_loop() is not loop:
