@@ -285,7 +285,7 @@ def publish_soon(group: str, event: Event) -> None:
     _publish_without_hub(group, event)
 
 
-def _publish_without_hub(group: str, event: Event) -> None:
+def _publish_without_hub(group: str, event: Event, sender: str = PROCESS_ID) -> None:
     client = redis_clients.sync_client()
     if client is None:
         return  # embedded mode, and nobody in this process listens
@@ -293,7 +293,7 @@ def _publish_without_hub(group: str, event: Event) -> None:
     try:
         client.register_script(_FAN_OUT)(
             keys=[_members_key(group)],
-            args=[PROCESS_ID, _inbox_prefix(), INBOX_MAX, MEMBERSHIP_TTL_SECONDS, payload],
+            args=[sender, _inbox_prefix(), INBOX_MAX, MEMBERSHIP_TTL_SECONDS, payload],
         )
     except Exception as exc:  # a Redis blip must not break the writer
         log.warning("fan-out of an event to %s failed: %s", group, exc)
