@@ -204,13 +204,17 @@ def receive_visitor_message(
         existing = Message.objects.filter(conversation=locked, client_id=client_id).first()
         if existing is not None:
             return Received(existing, locked, duplicate=True, reply_wanted=False)
-        attachments = list(
-            Attachment.objects.filter(
-                visitor=visitor,
-                public_id__in=ids,
-                message__isnull=True,
-                created_at__gte=timezone.now() - ATTACHMENT_CLAIM_WINDOW,
+        attachments = (
+            list(
+                Attachment.objects.filter(
+                    visitor=visitor,
+                    public_id__in=ids,
+                    message__isnull=True,
+                    created_at__gte=timezone.now() - ATTACHMENT_CLAIM_WINDOW,
+                )
             )
+            if ids
+            else []
         )
         if len(attachments) != len(ids):
             raise ActionError("not_found", "An attachment is unknown or already used.")

@@ -109,15 +109,17 @@ def _load_context(conversation_id: int) -> Context:
     conversation = Conversation.objects.select_related("bot").get(pk=conversation_id)
     bot = conversation.bot
     route = _route(bot)
-    rows = list(
+    with_images = bool(route.accepts_images) if route is not None else False
+    history_rows = (
         Message.objects.filter(conversation=conversation)
         .exclude(role__in=[Role.NOTE, Role.SYSTEM])
         .exclude(status__in=[MessageStatus.STREAMING, MessageStatus.FAILED])
-        .prefetch_related("attachments")
-        .order_by("-seq")[:HISTORY_MESSAGES]
+        .order_by("-seq")
     )
+    if with_images:
+        history_rows = history_rows.prefetch_related("attachments")
+    rows = list(history_rows[:HISTORY_MESSAGES])
     rows.reverse()
-    with_images = bool(route.accepts_images) if route is not None else False
     history: list[ChatMessage] = []
     for row in rows:
         if row.role == Role.VISITOR:
