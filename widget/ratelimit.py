@@ -11,6 +11,8 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from chatbot.core import metrics
+
 DEFAULT_LIMITS: dict[str, tuple[int, int]] = {
     "send:visitor": (20, 60),
     "send:ip": (60, 60),
@@ -27,6 +29,7 @@ class RateLimited(Exception):
         super().__init__(f"Too many requests ({scope}); retry in {retry_after} s.")
         self.scope = scope
         self.retry_after = retry_after
+        metrics.rate_limit_refused(scope)
 
 
 def _limit(name: str) -> tuple[int, int]:
