@@ -281,8 +281,10 @@ def test_a_reply_task_counts_in_flight_until_it_ends(acme: Tenant) -> None:
             await reply.end()
 
         async with WireServer(held) as server:
-            declared = [{"name": "held", "kind": "openai", "url": server.url, "model": "m"}]
-            with override_settings(LLM_ENDPOINTS_JSON=json.dumps(declared)):
+            declared = json.dumps(
+                [{"name": "held", "kind": "openai", "url": server.url, "model": "m"}]
+            )
+            with override_settings(LLM_ENDPOINTS_JSON=declared, LLM_ENDPOINTS_FILE=""):
                 registry.reset()
                 before = scrape()
                 received = await sync_to_async(actions.receive_visitor_message)(
