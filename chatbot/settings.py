@@ -400,6 +400,32 @@ for _cidr in OUTBOUND_ALLOW_CIDRS:
             f"OUTBOUND_ALLOW_CIDRS: {_cidr!r} is not an address range like 10.20.0.0/16"
         ) from None
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
+
+
+def _metrics_token() -> str:
+    token = env_str("METRICS_TOKEN").strip()
+    if token and len(token) < 16:
+        raise ImproperlyConfigured(
+            "METRICS_TOKEN: must be at least 16 characters long; generate one with: "
+            'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        )
+    return token
+
+
+# /metrics (Prometheus): scrapers send `Authorization: Bearer <METRICS_TOKEN>`. Without a
+# token it answers only requests made straight to this process from loopback (no proxy
+# header); everyone else gets a 404.
+METRICS_TOKEN = _metrics_token()
+# Set for `serve --workers N` (one port, several processes): counters and histograms go to
+# files in this directory and a scrape sums the workers. prometheus_client reads the variable
+# itself when imported, so it is read plainly here (no _FILE form); empty the directory
+# before each start.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR: {PROMETHEUS_MULTIPROC_DIR!r} is not a directory "
+        "(create it, empty, before starting the workers)"
+    )
 if TESTING:
     # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

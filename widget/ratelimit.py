@@ -14,6 +14,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from chatbot.core import metrics
 from chatbot.lib import redis_clients
 
 DEFAULT_LIMITS: dict[str, tuple[int, int]] = {
@@ -32,6 +33,7 @@ class RateLimited(Exception):
         super().__init__(f"Too many requests ({scope}); retry in {retry_after} s.")
         self.scope = scope
         self.retry_after = retry_after
+        metrics.rate_limit_refused(scope)
 
 
 def _limit(name: str) -> tuple[int, int]:
