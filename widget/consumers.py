@@ -88,6 +88,7 @@ def _open_session(
 
 
 class WidgetConsumer(FanoutWebsocketConsumer):
+    socket_kind = "widget"
     session: WidgetSession | None = None
     group: str | None = None
     hello_timer: asyncio.Task[None] | None = None

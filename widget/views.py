@@ -411,9 +411,9 @@ async def events(request: HttpRequest) -> HttpResponseBase:
                     continue
                 if message.get("type") != EVENT_TYPE:
                     continue
-                event = session.filter_event(message["event"])
-                if event is not None:
-                    yield _sse(event)
+                visible = session.filter_event(message["event"])
+                if visible is not None:
+                    yield _sse(visible)
         finally:
             if group is not None:
                 fanout.unsubscribe(group, queue)

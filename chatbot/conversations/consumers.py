@@ -78,6 +78,7 @@ def _conversation_in(tenant_id: int, public_id: object) -> Conversation | None:
 
 
 class InboxConsumer(FanoutWebsocketConsumer):
+    socket_kind = "dashboard"
     membership: Membership | None = None
     conversation_id: int | None = None
 

@@ -55,6 +55,6 @@ def db_async[**P, R](fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
         nested = getattr(AsyncToSync.executors, "current", None) is not None
         runner = _DatabaseCall(fn, thread_sensitive=nested or not _pooled())
-        return await runner(*args, **kwargs)  # type: ignore[no-any-return]
+        return await runner(*args, **kwargs)
 
     return call

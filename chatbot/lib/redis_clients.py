@@ -26,7 +26,8 @@ _sync_lock = threading.Lock()
 
 # Short timeouts: a Redis that does not answer must fail a request, not hang it. Blocking
 # reads (fan-out) use their own client with a longer read timeout.
-TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+READ_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 2.0
 
 
 def async_client() -> redis.asyncio.Redis | None:
@@ -36,14 +37,21 @@ def async_client() -> redis.asyncio.Redis | None:
         return None
     loop = asyncio.get_running_loop()
     if _async is None or _async[0] is not loop:
-        _async = (loop, redis.asyncio.Redis.from_url(settings.REDIS_URL, **TIMEOUTS))
+        _async = (
+            loop,
+            redis.asyncio.Redis.from_url(
+                settings.REDIS_URL,
+                socket_timeout=READ_TIMEOUT,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+            ),
+        )
     return _async[1]
 
 
 def blocking_client(read_timeout: float) -> redis.asyncio.Redis:
     """A client of its own for a blocking read (BLPOP) on the running loop."""
     return redis.asyncio.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=read_timeout, socket_connect_timeout=2.0
+        settings.REDIS_URL, socket_timeout=read_timeout, socket_connect_timeout=CONNECT_TIMEOUT
     )
 
 
@@ -54,7 +62,11 @@ def sync_client() -> redis.Redis | None:
         return None
     with _sync_lock:
         if _sync is None:
-            _sync = redis.Redis.from_url(settings.REDIS_URL, **TIMEOUTS)
+            _sync = redis.Redis.from_url(
+                settings.REDIS_URL,
+                socket_timeout=READ_TIMEOUT,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+            )
         return _sync
 
 

@@ -18,6 +18,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
 
+from chatbot.core import metrics
+
 from . import fanout
 
 _ids = itertools.count(1)
@@ -27,8 +29,10 @@ class FanoutWebsocketConsumer(AsyncWebsocketConsumer):
     """Subclasses `follow` groups; events published there arrive as `{"type": ...}` messages
     dispatched to their handler methods, in order, between the client's frames."""
 
+    socket_kind: metrics.SocketKind
     events: asyncio.Queue[dict[str, Any]]
     followed: set[str]
+    counted = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.scope = scope
@@ -46,6 +50,14 @@ class FanoutWebsocketConsumer(AsyncWebsocketConsumer):
             for group in self.followed:
                 fanout.unsubscribe(group, self.events)
             self.followed = set()
+            if self.counted:
+                metrics.socket_closed(self.socket_kind)
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept(subprotocol, headers)
+        if not self.counted:
+            self.counted = True
+            metrics.socket_opened(self.socket_kind)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)

@@ -236,3 +236,22 @@ async def test_the_reply_needs_one_database_trip_before_the_upstream_request(
     # Lock + insert + seq update (in one transaction), conversation with bot, history,
     # the bot's route and the operator's endpoints: pinned so a change shows up here.
     assert count <= 12, count
+
+
+async def test_open_widget_sockets_are_counted_for_metrics(acme_bot: Bot) -> None:
+    from chatbot.core import metrics
+
+    def open_count() -> float:
+        value = metrics.REGISTRY.get_sample_value("parley_sockets_open", {"kind": "widget"})
+        return value or 0.0
+
+    before = open_count()
+    token, _ = await make_token(acme_bot)
+    comm, _ = await hello(acme_bot, token)
+    assert open_count() == before + 1
+    await comm.disconnect()
+    for _ in range(50):
+        if open_count() == before:
+            break
+        await asyncio.sleep(0.02)
+    assert open_count() == before
