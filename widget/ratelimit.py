@@ -4,18 +4,23 @@ Limits live in settings.WIDGET_RATE_LIMITS (name → (count, window seconds)) ov
 defaults; the protocol doc lists them. With REDIS_URL the counters are Redis keys, counted
 with one pipelined round trip from the event loop (`ahit`, `ahit_all`) or from a thread
 (`hit`); without it they live in the local-memory cache (this process is the only one), which
-needs no I/O and is called directly.
+needs no I/O and is called directly. While Redis is unreachable the limits let requests
+through (logged): a Redis restart must not take the chat down with it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 
 from chatbot.core import metrics
 from chatbot.lib import redis_clients
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMITS: dict[str, tuple[int, int]] = {
     "send:visitor": (20, 60),
@@ -87,7 +92,11 @@ async def ahit_all(*checks: tuple[str, object]) -> None:
         pipe = client.pipeline(transaction=False)
         for window in windows:
             pipe.set(window.key, 0, ex=window.ttl, nx=True).incr(window.key)
-        used = [int(value) for value in (await pipe.execute())[1::2]]
+        try:
+            used = [int(value) for value in (await pipe.execute())[1::2]]
+        except RedisError as exc:
+            log.warning("rate limits not counted (Redis: %s)", exc)
+            return
     refusal = _worst(windows, used)
     if refusal is not None:
         raise refusal
@@ -108,7 +117,11 @@ def hit_all(*checks: tuple[str, object]) -> None:
         pipe = client.pipeline(transaction=False)
         for window in windows:
             pipe.set(window.key, 0, ex=window.ttl, nx=True).incr(window.key)
-        used = [int(value) for value in pipe.execute()[1::2]]
+        try:
+            used = [int(value) for value in pipe.execute()[1::2]]
+        except RedisError as exc:
+            log.warning("rate limits not counted (Redis: %s)", exc)
+            return
     refusal = _worst(windows, used)
     if refusal is not None:
         raise refusal

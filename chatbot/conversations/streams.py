@@ -6,15 +6,23 @@ socket that reconnects, on any process, reads it to resume the stream; a client 
 gap fetches the missing part from it; and when the owning process is gone (its heartbeat
 expired: `fanout.process_alive`) the reply is known to be interrupted at once, not after the
 ten-minute sweep. The message row gets the text every few seconds and at the end.
+
+While Redis is unreachable (a restart) the store is skipped, not fatal: the reply goes on
+streaming to this process's sockets and ends in its row; readers fall back to the row.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from redis.exceptions import RedisError
 
 from chatbot.lib import fanout, redis_clients
+
+log = logging.getLogger(__name__)
 
 TTL_SECONDS = 600
 
@@ -47,14 +55,21 @@ async def save(conversation_id: int, seq: int, text: str) -> None:
         # The local-memory cache: no I/O, so it is called from the loop directly.
         cache.set(_key(conversation_id, seq), _encode(text), TTL_SECONDS)
     else:
-        await client.set(_key(conversation_id, seq), _encode(text), ex=TTL_SECONDS)
+        try:
+            await client.set(_key(conversation_id, seq), _encode(text), ex=TTL_SECONDS)
+        except RedisError as exc:
+            log.warning("stream store: cannot save reply %s/%s: %s", conversation_id, seq, exc)
 
 
 async def aread(conversation_id: int, seq: int) -> Partial | None:
     client = redis_clients.async_client()
     if client is None:
         return _decode(cache.get(_key(conversation_id, seq)))
-    return _decode(await client.get(_key(conversation_id, seq)))
+    try:
+        return _decode(await client.get(_key(conversation_id, seq)))
+    except RedisError as exc:
+        log.warning("stream store: cannot read reply %s/%s: %s", conversation_id, seq, exc)
+        return None
 
 
 def read(conversation_id: int, seq: int) -> Partial | None:
@@ -62,7 +77,11 @@ def read(conversation_id: int, seq: int) -> Partial | None:
     client = redis_clients.sync_client()
     if client is None:
         return _decode(cache.get(_key(conversation_id, seq)))
-    return _decode(client.get(_key(conversation_id, seq)))
+    try:
+        return _decode(client.get(_key(conversation_id, seq)))
+    except RedisError as exc:
+        log.warning("stream store: cannot read reply %s/%s: %s", conversation_id, seq, exc)
+        return None
 
 
 async def forget(conversation_id: int, seq: int) -> None:
@@ -70,4 +89,5 @@ async def forget(conversation_id: int, seq: int) -> None:
     if client is None:
         cache.delete(_key(conversation_id, seq))
     else:
-        await client.delete(_key(conversation_id, seq))
+        with contextlib.suppress(RedisError):  # else it expires by itself
+            await client.delete(_key(conversation_id, seq))
