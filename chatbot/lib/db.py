@@ -17,6 +17,8 @@ different sockets and replies run side by side.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Coroutine
 from functools import cache, wraps
 from typing import Any
@@ -58,3 +60,14 @@ def db_async[**P, R](fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
         return await runner(*args, **kwargs)
 
     return call
+
+
+def _forget_inherited_pools() -> None:
+    """A forked child (Celery's prefork pool) must not use the parent's pool: its threads do
+    not exist in the child and its sockets are the parent's. The child builds its own."""
+    postgresql = sys.modules.get("django.db.backends.postgresql.base")
+    if postgresql is not None:
+        postgresql.DatabaseWrapper._connection_pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_pools)

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import threading
 import uuid
 from typing import Any
@@ -36,6 +37,15 @@ log = logging.getLogger(__name__)
 Event = dict[str, Any]
 
 PROCESS_ID = uuid.uuid4().hex[:16]
+
+
+def _new_process_id() -> None:
+    global PROCESS_ID, _hub
+    PROCESS_ID = uuid.uuid4().hex[:16]  # a forked child is another process
+    _hub = None
+
+
+os.register_at_fork(after_in_child=_new_process_id)
 # A process's inbox list keeps at most this many undelivered events (a stuck process must
 # not fill Redis); what is trimmed is recovered like any other gap.
 INBOX_MAX = 20_000
@@ -285,7 +295,7 @@ def publish_soon(group: str, event: Event) -> None:
     _publish_without_hub(group, event)
 
 
-def _publish_without_hub(group: str, event: Event, sender: str = PROCESS_ID) -> None:
+def _publish_without_hub(group: str, event: Event, sender: str | None = None) -> None:
     client = redis_clients.sync_client()
     if client is None:
         return  # embedded mode, and nobody in this process listens
@@ -293,7 +303,13 @@ def _publish_without_hub(group: str, event: Event, sender: str = PROCESS_ID) -> 
     try:
         client.register_script(_FAN_OUT)(
             keys=[_members_key(group)],
-            args=[sender, _inbox_prefix(), INBOX_MAX, MEMBERSHIP_TTL_SECONDS, payload],
+            args=[
+                sender or PROCESS_ID,
+                _inbox_prefix(),
+                INBOX_MAX,
+                MEMBERSHIP_TTL_SECONDS,
+                payload,
+            ],
         )
     except Exception as exc:  # a Redis blip must not break the writer
         log.warning("fan-out of an event to %s failed: %s", group, exc)
