@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from chatbot.bots.models import Bot
@@ -349,23 +350,24 @@ class WidgetSession:
         return self.sync_ready(frame.get("resume_after_seq") or 0), None
 
     def _list(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-        conversations = list(
-            Conversation.objects.filter(visitor=self.visitor).order_by("-updated_at")[
-                :CONVERSATION_LIST_LIMIT
-            ]
-        )
-        items = []
-        for conversation in conversations:
-            last = (
-                Message.objects.filter(
-                    conversation=conversation, role__in=[Role.VISITOR, Role.ASSISTANT, Role.AGENT]
-                )
-                .exclude(text="")
-                .order_by("-seq")
-                .values_list("text", flat=True)
-                .first()
+        # One query: each conversation with the text of its last visible message.
+        last_text = (
+            Message.objects.filter(
+                conversation=OuterRef("pk"), role__in=[Role.VISITOR, Role.ASSISTANT, Role.AGENT]
             )
-            items.append(conversation_payload(conversation, preview=last or ""))
+            .exclude(text="")
+            .order_by("-seq")
+            .values("text")[:1]
+        )
+        conversations = (
+            Conversation.objects.filter(visitor=self.visitor)
+            .annotate(preview=Subquery(last_text))
+            .order_by("-updated_at")[:CONVERSATION_LIST_LIMIT]
+        )
+        items = [
+            conversation_payload(conversation, preview=conversation.preview or "")
+            for conversation in conversations
+        ]
         return [{"type": "conversations", "items": items}], None
 
     def _handoff(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:

@@ -1,5 +1,5 @@
-"""Streams that lose nothing: gaps are fetched, offsets count code points, a dead process's
-reply is marked interrupted at once, and events reach sockets through the fan-out."""
+"""The relay at scale: streams that lose nothing (gaps fetched, offsets in code points, a dead
+process's reply marked interrupted at once), fan-out, database threads and query counts."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from chatbot.conversations.models import Message
 from chatbot.lib import db, fanout, redis_clients
 
 from .conftest import ScriptedModel, is_final_reply, receive, receive_until
+from .conftest import session_token as session_token_for
 from .test_consumer import hello, make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -255,3 +256,20 @@ async def test_open_widget_sockets_are_counted_for_metrics(acme_bot: Bot) -> Non
             break
         await asyncio.sleep(0.02)
     assert open_count() == before
+
+
+def test_the_conversation_list_is_one_query(acme_bot: Bot) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    from widget.session import WidgetSession
+    from widget.tokens import read_session_token
+
+    token, visitor = session_token_for(acme_bot)
+    for n in range(5):
+        actions.receive_visitor_message(visitor, None, client_id=f"c{n}", text=f"Question {n}")
+    session = WidgetSession(acme_bot, visitor, read_session_token(token), "127.0.0.1")
+    with CaptureQueriesContext(connection) as captured:
+        events, _ = session._list({"type": "conversations.list"})
+    assert len(captured.captured_queries) == 1
+    previews = sorted(item["preview"] for item in events[0]["items"])
+    assert previews == [f"Question {n}" for n in range(5)]
