@@ -283,6 +283,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
+# Without a broker no `celery beat` runs, so `manage.py serve` runs CELERY_BEAT_SCHEDULE
+# itself (chatbot/core/periodic.py). Off under tests, which start it when they mean to.
+PERIODIC_TASKS_IN_PROCESS = CELERY_TASK_ALWAYS_EAGER and env_bool(
+    "PERIODIC_TASKS_IN_PROCESS", not TESTING
+)
 
 # --- Accounts ---------------------------------------------------------------------------------
 
@@ -398,7 +403,8 @@ FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", secret=True)
 if TESTING:
     # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Celery beat (`celery -A chatbot beat`): periodic jobs. Apps add their own entries.
+# Periodic jobs: run by Celery beat (`celery -A chatbot beat`) with REDIS_URL, inside
+# `manage.py serve` without it (PERIODIC_TASKS_IN_PROCESS). Apps add their own entries.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Knowledge sources with a re-sync schedule (daily/weekly) are queued when due.
     "knowledge-resync-due": {
