@@ -74,6 +74,23 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_networks(name: str, default: list[str] | None = None) -> list[str]:
+    """Comma-separated IP addresses or ranges (10.20.0.0/16), each checked and normalised."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            if "/" in item:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            else:
+                networks.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an address range like 10.20.0.0/16 "
+                "or an address like 10.20.0.7"
+            ) from None
+    return networks
+
+
 def env_url(
     name: str,
     default: str = "",
@@ -391,14 +408,13 @@ LLM_ENDPOINTS_FILE = env_str("LLM_ENDPOINTS_FILE")
 LLM_ENDPOINTS_JSON = env_str("LLM_ENDPOINTS")
 LLM_AUTODETECT = env_bool("LLM_AUTODETECT", not TESTING)
 # Outbound HTTP refuses private and loopback addresses; the operator may allow named ranges.
-OUTBOUND_ALLOW_CIDRS = env_list("OUTBOUND_ALLOW_CIDRS")
-for _cidr in OUTBOUND_ALLOW_CIDRS:
-    try:
-        ipaddress.ip_network(_cidr, strict=False)
-    except ValueError:
-        raise ImproperlyConfigured(
-            f"OUTBOUND_ALLOW_CIDRS: {_cidr!r} is not an address range like 10.20.0.0/16"
-        ) from None
+OUTBOUND_ALLOW_CIDRS = env_networks("OUTBOUND_ALLOW_CIDRS")
+# The proxies (load balancer, nginx) whose X-Forwarded-For and X-Forwarded-Proto are believed.
+# A request from one of them gets as its client the nearest address in X-Forwarded-For that
+# is not itself a trusted proxy; from any other peer the headers are ignored. That address is
+# the one rate limits count and request logs show (uvicorn's forwarded_allow_ips, set by
+# `manage.py serve`).
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", ["127.0.0.1", "::1"])
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", secret=True)
 if TESTING:
     # The personas are created and log in hundreds of times: a fast hash keeps tests quick.

@@ -78,7 +78,11 @@ class Command(BaseCommand):
                 # chatbot/core/periodic.py).
                 lifespan="on",
                 log_config=None,  # Django's LOGGING already formats every line
+                # Client address and scheme from X-Forwarded-For/-Proto, for HTTP and
+                # WebSocket alike, only when the peer is one of these (not uvicorn's
+                # FORWARDED_ALLOW_IPS: one setting, validated, in settings.py).
                 proxy_headers=True,
+                forwarded_allow_ips=settings.TRUSTED_PROXIES,
             )
         finally:
             if running_periodic is not None:
