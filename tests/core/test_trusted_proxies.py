@@ -23,6 +23,9 @@ from websockets.sync.client import connect
 
 from tests.fixtures.serve import ServeProcess, served
 
+# The served process always runs on the embedded defaults: one run of make test is enough.
+pytestmark = pytest.mark.embedded
+
 ROOT = Path(__file__).resolve().parents[2]
 VISITOR = "203.0.113.7"
 # What a visitor may write into the header themselves, before the proxy appends the address
