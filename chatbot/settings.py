@@ -23,9 +23,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def env_str(name: str, default: str = "") -> str:
-    """A string from the environment; NAME_FILE (a path) is read instead when set."""
-    file_path = os.environ.get(f"{name}_FILE")
+def env_str(name: str, default: str = "", *, secret: bool = False) -> str:
+    """A string from the environment.
+
+    A secret may come from a file instead: NAME_FILE (a path, as Docker and systemd
+    credentials provide) is read when set. Only secrets take that rule: another variable's
+    `_FILE` twin may mean something of its own (LLM_ENDPOINTS_FILE names a file of endpoints,
+    read by its own setting), and reading it as the variable too would declare it twice.
+    """
+    file_path = os.environ.get(f"{name}_FILE") if secret else None
     if file_path:
         try:
             return Path(file_path).read_text().strip()
@@ -68,8 +74,31 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def env_url(name: str, default: str = "", schemes: tuple[str, ...] = ("http", "https")) -> str:
-    raw = env_str(name, default).strip()
+def env_networks(name: str, default: list[str] | None = None) -> list[str]:
+    """Comma-separated IP addresses or ranges (10.20.0.0/16), each checked and normalised."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            if "/" in item:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            else:
+                networks.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an address range like 10.20.0.0/16 "
+                "or an address like 10.20.0.7"
+            ) from None
+    return networks
+
+
+def env_url(
+    name: str,
+    default: str = "",
+    schemes: tuple[str, ...] = ("http", "https"),
+    *,
+    secret: bool = False,
+) -> str:
+    raw = env_str(name, default, secret=secret).strip()
     if not raw:
         return raw
     parts = urlsplit(raw)
@@ -95,7 +124,7 @@ SITE_IS_HTTPS = _site.scheme == "https"
 
 
 def _secret_key() -> str:
-    key = env_str("SECRET_KEY")
+    key = env_str("SECRET_KEY", secret=True)
     if key:
         if len(key) < 32:
             raise ImproperlyConfigured("SECRET_KEY: must be at least 32 characters long")
@@ -192,7 +221,7 @@ TEMPLATES: list[dict[str, Any]] = [
 
 # --- Database ---------------------------------------------------------------------------------
 
-DATABASE_URL = env_str("DATABASE_URL")
+DATABASE_URL = env_str("DATABASE_URL", secret=True)
 # Connections per process in the PostgreSQL pool: the database threads (5 by default, plus
 # one per HTTP request in flight) borrow from it; beyond it a caller waits up to 10 s.
 DB_POOL_SIZE = env_int("DB_POOL_SIZE", 20, minimum=2)
@@ -250,7 +279,7 @@ DB_IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 # --- Redis: channel layer, cache, Celery, rate limits -----------------------------------------
 
-REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"), secret=True)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -288,6 +317,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
+# Without a broker no `celery beat` runs, so `manage.py serve` runs CELERY_BEAT_SCHEDULE
+# itself (chatbot/core/periodic.py). Off under tests, which start it when they mean to.
+PERIODIC_TASKS_IN_PROCESS = CELERY_TASK_ALWAYS_EAGER and env_bool(
+    "PERIODIC_TASKS_IN_PROCESS", not TESTING
+)
 
 # --- Accounts ---------------------------------------------------------------------------------
 
@@ -341,7 +375,7 @@ if SITE_IS_HTTPS:
 
 # --- Email ------------------------------------------------------------------------------------
 
-EMAIL_URL = env_url("EMAIL_URL", "", schemes=("smtp", "smtps"))
+EMAIL_URL = env_url("EMAIL_URL", "", schemes=("smtp", "smtps"), secret=True)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Parley <no-reply@parley.localhost>")
 if EMAIL_URL:
     _email = urlsplit(EMAIL_URL)
@@ -391,19 +425,18 @@ LLM_ENDPOINTS_FILE = env_str("LLM_ENDPOINTS_FILE")
 LLM_ENDPOINTS_JSON = env_str("LLM_ENDPOINTS")
 LLM_AUTODETECT = env_bool("LLM_AUTODETECT", not TESTING)
 # Outbound HTTP refuses private and loopback addresses; the operator may allow named ranges.
-OUTBOUND_ALLOW_CIDRS = env_list("OUTBOUND_ALLOW_CIDRS")
-for _cidr in OUTBOUND_ALLOW_CIDRS:
-    try:
-        ipaddress.ip_network(_cidr, strict=False)
-    except ValueError:
-        raise ImproperlyConfigured(
-            f"OUTBOUND_ALLOW_CIDRS: {_cidr!r} is not an address range like 10.20.0.0/16"
-        ) from None
-FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
+OUTBOUND_ALLOW_CIDRS = env_networks("OUTBOUND_ALLOW_CIDRS")
+# The proxies (load balancer, nginx) whose X-Forwarded-For and X-Forwarded-Proto are believed.
+# A request from one of them gets as its client the nearest address in X-Forwarded-For that
+# is not itself a trusted proxy; from any other peer the headers are ignored. That address is
+# the one rate limits count and request logs show (uvicorn's forwarded_allow_ips, set by
+# `manage.py serve`).
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", ["127.0.0.1", "::1"])
+FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", secret=True)
 
 
 def _metrics_token() -> str:
-    token = env_str("METRICS_TOKEN").strip()
+    token = env_str("METRICS_TOKEN", secret=True).strip()
     if token and len(token) < 16:
         raise ImproperlyConfigured(
             "METRICS_TOKEN: must be at least 16 characters long; generate one with: "
@@ -429,7 +462,8 @@ if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
 if TESTING:
     # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Celery beat (`celery -A chatbot beat`): periodic jobs. Apps add their own entries.
+# Periodic jobs: run by Celery beat (`celery -A chatbot beat`) with REDIS_URL, inside
+# `manage.py serve` without it (PERIODIC_TASKS_IN_PROCESS). Apps add their own entries.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Knowledge sources with a re-sync schedule (daily/weekly) are queued when due.
     "knowledge-resync-due": {
