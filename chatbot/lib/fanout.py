@@ -94,6 +94,7 @@ class Hub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.groups: dict[str, set[asyncio.Queue[Event]]] = {}
+        self.joining: dict[str, asyncio.Task[None]] = {}
         self.redis = redis_clients.async_client()
         self.outbox: asyncio.Queue[tuple[str, Event]] = asyncio.Queue()
         self.tasks: list[asyncio.Task[None]] = []
@@ -116,20 +117,27 @@ class Hub:
 
     async def subscribe(self, group: str, queue: asyncio.Queue[Event]) -> None:
         members = self.groups.setdefault(group, set())
-        first = not members
         members.add(queue)
-        if first and self.redis is not None:
-            self._start()
-            # Joined before the caller reads the state it will follow: nothing in between
-            # is missed.
-            key = _members_key(group)
-            with contextlib.suppress(Exception):  # Redis down: local events still flow
-                await (
-                    self.redis.pipeline(transaction=False)
-                    .sadd(key, PROCESS_ID)
-                    .expire(key, MEMBERSHIP_TTL_SECONDS)
-                    .execute()
-                )
+        if self.redis is None:
+            return
+        # Joined in Redis before the caller reads the state it will follow, so nothing in
+        # between is missed; a second subscriber waits for the first one's join.
+        joining = self.joining.get(group)
+        if joining is None:
+            joining = self.joining[group] = self.loop.create_task(self._join(group))
+        await asyncio.shield(joining)
+
+    async def _join(self, group: str) -> None:
+        assert self.redis is not None
+        self._start()
+        key = _members_key(group)
+        with contextlib.suppress(Exception):  # Redis down: local events still flow
+            await (
+                self.redis.pipeline(transaction=False)
+                .sadd(key, PROCESS_ID)
+                .expire(key, MEMBERSHIP_TTL_SECONDS)
+                .execute()
+            )
 
     def unsubscribe(self, group: str, queue: asyncio.Queue[Event]) -> None:
         members = self.groups.get(group)
@@ -138,6 +146,7 @@ class Hub:
         members.discard(queue)
         if not members:
             del self.groups[group]
+            self.joining.pop(group, None)
             if self.redis is not None:
                 self.loop.create_task(self._leave(group))
 
