@@ -8,9 +8,11 @@ DATABASE_URL and REDIS_URL switches to PostgreSQL and Redis with the same code.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,6 +68,40 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_rate_limits(name: str, known: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Rate limits as JSON, `{"scope": [count, window seconds], ...}`, each scope one of
+    `known`; unset or empty gives {} (the built-in limits apply)."""
+    raw = env_str(name).strip()
+    if not raw:
+        return {}
+    example = '{"send:ip": [600, 60]}'
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected JSON like {example}, got {raw!r}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name}: expected a JSON object like {example}")
+    scopes = sorted(known)
+    limits: dict[str, tuple[int, int]] = {}
+    for scope, pair in value.items():
+        if scope not in scopes:
+            raise ImproperlyConfigured(
+                f"{name}: unknown scope {scope!r}; known: {', '.join(scopes)}"
+            )
+        # bool is an int in Python: `[true, 60]` must not pass as one request a minute.
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(type(n) is int and n >= 1 for n in pair)
+        ):
+            raise ImproperlyConfigured(
+                f"{name}: {scope!r} must be [count, window seconds], two whole numbers "
+                f"of at least 1, got {json.dumps(pair)}"
+            )
+        limits[scope] = (pair[0], pair[1])
+    return limits
 
 
 def env_url(name: str, default: str = "", schemes: tuple[str, ...] = ("http", "https")) -> str:
@@ -383,6 +419,11 @@ for _cidr in OUTBOUND_ALLOW_CIDRS:
             f"OUTBOUND_ALLOW_CIDRS: {_cidr!r} is not an address range like 10.20.0.0/16"
         ) from None
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
+# The widget's rate limits (docs/widget-protocol.md, section 8), per scope, over the defaults
+# in widget/ratelimit.py, the one list of scopes. A load test from one address needs them raised.
+from widget.ratelimit import DEFAULT_LIMITS as _WIDGET_DEFAULT_LIMITS  # noqa: E402
+
+WIDGET_RATE_LIMITS = env_rate_limits("WIDGET_RATE_LIMITS", _WIDGET_DEFAULT_LIMITS)
 if TESTING:
     # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
