@@ -61,7 +61,7 @@ def parse_args() -> argparse.Namespace:
         help="a scratch Redis database, flushed (default: %(default)s)",
     )
     parser.add_argument("--visitors", type=int, default=100, help="visitors sending at once")
-    parser.add_argument("--sockets", type=int, help="sockets to reopen (10000; quick 1000)")
+    parser.add_argument("--sockets", type=int, help="sockets to reopen (10000; quick 500)")
     parser.add_argument("--replies", type=int, help="replies in the damaged-stream test")
     parser.add_argument("--tokens", type=int, default=64, help="tokens per reply")
     parser.add_argument("--interval-ms", type=float, default=20.0, help="between tokens")
@@ -131,7 +131,7 @@ class Plan:
 
     @classmethod
     def make(cls, args: argparse.Namespace) -> Plan:
-        plan = cls(2, 8, 2, 1000, 30, 4) if args.quick else cls(3, 20, 4, 10_000, 100, 32)
+        plan = cls(2, 5, 2, 500, 30, 4) if args.quick else cls(3, 20, 4, 10_000, 100, 32)
         sockets = args.sockets or plan.sockets
         visitors, messages = plan.damaged_visitors, plan.damaged_messages
         if args.replies:
@@ -259,10 +259,10 @@ class Bench:
         wall = time.perf_counter() - started
         used = cpu_seconds(pids) - cpu
         if recording is not None and record is not None:
-            seconds = recording.finish()
-            summary = profile.summarize(record, seconds)
-            record.with_suffix(".txt").write_text(summary + "\n")
-            log(f"profile: {record} and {record.with_suffix('.txt')}")
+            summary = recording.finish()
+            text = record.with_name(record.name + ".txt")
+            text.write_text(summary + "\n")
+            log(f"profile: {text}")
         await asyncio.gather(*(s.close() for s in sockets))
         return list(outcomes), wall, used
 
@@ -304,7 +304,7 @@ class Bench:
         figures["cpu.crowd"] = ms(server_cpu / max(1, len(complete)))
         if self.args.profile:
             self.args.profile.mkdir(parents=True, exist_ok=True)
-            record = self.args.profile / f"{result.mode}-crowd{count}.collapsed"
+            record = self.args.profile / f"{result.mode}-crowd{count}"
             log(f"{result.mode}: one more crowd round, profiled (not counted)")
             await self.crowd_round(parley, result, record)
 
