@@ -646,14 +646,16 @@ def report(results: list[ModeResult], args: argparse.Namespace, plan: Plan) -> N
         fetch = {None: "never needed", True: "yes", False: "no (unknown_type)"}[d.fetch_supported]
         rows.append([f"{r.mode}, {r.damage_processes} process(es)", fmt(d.replies),
                      fmt(r.figures.get("damaged.watched")), fmt(d.gaps_seen),
-                     fmt(d.gaps_recovered), fmt(d.damaged), fmt(r.damage_stored_mismatch),
+                     fmt(d.gaps_recovered), fmt(d.damaged), fmt(d.damaged - d.reordered),
+                     fmt(r.damage_stored_mismatch),
                      fmt(d.not_complete + r.damage_lost), fetch,
                      verdict(d.damaged == 0 and r.damage_stored_mismatch == 0)])  # fmt: skip
     if rows:
         table("Damaged streams (replies = streams rebuilt, one per socket watching; target: 0 "
               "damaged in >= 3,000 on 2 processes with Redis)",
               ["mode", "replies", "2nd tab", "gaps seen", "gaps recovered", "damaged",
-               "differs from row", "not complete", "reply.fetch", ""], rows)  # fmt: skip
+               "of which text never came", "differs from row", "not complete", "reply.fetch",
+               ""], rows)  # fmt: skip
         for r in results:
             if r.damage and r.damage.damaged_examples:
                 print(f"  {r.mode} examples: " + "; ".join(r.damage.damaged_examples))
@@ -663,11 +665,11 @@ def report(results: list[ModeResult], args: argparse.Namespace, plan: Plan) -> N
         if t.replies or t.not_complete:
             errors = ", ".join(f"{k} {v}" for k, v in t.errors.items()) or "-"
             rows.append([r.mode, fmt(t.replies), fmt(t.gaps_seen), fmt(t.damaged),
-                         fmt(t.not_complete), errors])  # fmt: skip
+                         fmt(t.damaged - t.reordered), fmt(t.not_complete), errors])  # fmt: skip
     if rows:
         table(
             "Every reply of the latency phases, rebuilt the same way",
-            ["mode", "replies", "gaps", "damaged", "not complete", "errors"],
+            ["mode", "replies", "gaps", "damaged", "text never came", "not complete", "errors"],
             rows,
         )
 

@@ -39,6 +39,9 @@ class Tally:
     gaps_seen: int = 0
     gaps_recovered: int = 0
     damaged: int = 0
+    # Of the damaged: every character did arrive, some after a later delta (out of order),
+    # as opposed to text that never arrived at all.
+    reordered: int = 0
     damaged_examples: list[str] = field(default_factory=list)
     fetch_supported: bool | None = None  # None until the server shows one way or the other
     errors: dict[str, int] = field(default_factory=dict)
@@ -49,6 +52,7 @@ class Tally:
         self.gaps_seen += other.gaps_seen
         self.gaps_recovered += other.gaps_recovered
         self.damaged += other.damaged
+        self.reordered += other.reordered
         self.damaged_examples += other.damaged_examples[: 3 - len(self.damaged_examples)]
         for code, n in other.errors.items():
             self.errors[code] = self.errors.get(code, 0) + n
@@ -61,6 +65,8 @@ class ReplyText:
     text: str = ""
     gap: bool = False  # behind: a delta started past what we have
     fetching: bool = False  # a reply.fetch is out for the gap
+    held: list[tuple[int, str]] = field(default_factory=list)  # deltas past a gap, kept
+    # only to tell text that came out of order from text that never came
 
 
 @dataclass
@@ -230,6 +236,7 @@ class WidgetSocket:
         if end <= have:
             return  # all of it seen already
         if offset > have:
+            reply.held.append((offset, text))
             if not reply.gap:
                 reply.gap = True
                 self.tally.gaps_seen += 1
@@ -276,16 +283,29 @@ class WidgetSocket:
             self.tally.replies += 1
             if reply.text != text:
                 self.tally.damaged += 1
+                late = _apply_in_order(reply.text, reply.held)
+                if late == text:
+                    self.tally.reordered += 1
                 if len(self.tally.damaged_examples) < 3:
                     self.tally.damaged_examples.append(
-                        f"seq {seq}: rebuilt {len(reply.text)} chars, final {len(text)} chars; "
-                        f"first difference at {_first_difference(reply.text, text)}"
+                        f"seq {seq}: rebuilt {len(reply.text)} of {len(text)} chars, "
+                        f"first difference at {_first_difference(reply.text, text)}, "
+                        f"deltas after the gap at {[o for o, _ in reply.held]}"
+                        + (" (all text came, out of order)" if late == text else "")
                     )
         else:
             self.tally.not_complete += 1
         del self.replies[seq]
         if self._waiting is not None and not self._waiting.done():
             self._waiting.set_result((time.perf_counter(), seq, text, str(status)))
+
+
+def _apply_in_order(text: str, deltas: list[tuple[int, str]]) -> str:
+    """`text` with the held deltas applied in offset order (diagnosis only)."""
+    for offset, piece in sorted(deltas):
+        if offset <= len(text) < offset + len(piece):
+            text += piece[len(text) - offset :]
+    return text
 
 
 def _first_difference(a: str, b: str) -> int:
