@@ -8,9 +8,11 @@ DATABASE_URL and REDIS_URL switches to PostgreSQL and Redis with the same code.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -89,6 +91,40 @@ def env_networks(name: str, default: list[str] | None = None) -> list[str]:
                 "or an address like 10.20.0.7"
             ) from None
     return networks
+
+
+def env_rate_limits(name: str, known: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Rate limits as JSON, `{"scope": [count, window seconds], ...}`, each scope one of
+    `known`; unset or empty gives {} (the built-in limits apply)."""
+    raw = env_str(name).strip()
+    if not raw:
+        return {}
+    example = '{"send:ip": [600, 60]}'
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected JSON like {example}, got {raw!r}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name}: expected a JSON object like {example}")
+    scopes = sorted(known)
+    limits: dict[str, tuple[int, int]] = {}
+    for scope, pair in value.items():
+        if scope not in scopes:
+            raise ImproperlyConfigured(
+                f"{name}: unknown scope {scope!r}; known: {', '.join(scopes)}"
+            )
+        # bool is an int in Python: `[true, 60]` must not pass as one request a minute.
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(type(n) is int and n >= 1 for n in pair)
+        ):
+            raise ImproperlyConfigured(
+                f"{name}: {scope!r} must be [count, window seconds], two whole numbers "
+                f"of at least 1, got {json.dumps(pair)}"
+            )
+        limits[scope] = (pair[0], pair[1])
+    return limits
 
 
 def env_url(
@@ -459,6 +495,19 @@ if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
         f"PROMETHEUS_MULTIPROC_DIR: {PROMETHEUS_MULTIPROC_DIR!r} is not a directory "
         "(create it, empty, before starting the workers)"
     )
+# The widget's rate limits (docs/widget-protocol.md, section 8): name → (count, window
+# seconds). WIDGET_RATE_LIMITS (JSON, per scope) overrides them; a load test from one address
+# needs them raised.
+WIDGET_RATE_LIMIT_DEFAULTS: dict[str, tuple[int, int]] = {
+    "send:visitor": (20, 60),
+    "send:ip": (60, 60),
+    "send:bot": (600, 60),
+    "session:ip": (30, 60),
+    "connect:ip": (60, 60),
+    "upload:visitor": (10, 60),
+    "typing:visitor": (30, 60),
+}
+WIDGET_RATE_LIMITS = env_rate_limits("WIDGET_RATE_LIMITS", WIDGET_RATE_LIMIT_DEFAULTS)
 if TESTING:
     # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,7 +1,7 @@
 """Fixed-window rate limits, shared by every process through Redis when it is configured.
 
-Limits live in settings.WIDGET_RATE_LIMITS (name → (count, window seconds)) over these
-defaults; the protocol doc lists them. With REDIS_URL the counters are Redis keys, counted
+Limits live in settings.WIDGET_RATE_LIMITS (name → (count, window seconds)) over
+settings.WIDGET_RATE_LIMIT_DEFAULTS; the protocol doc lists them. With REDIS_URL the counters are Redis keys, counted
 with one pipelined round trip from the event loop (`ahit`, `ahit_all`) or from a thread
 (`hit`); without it they live in the local-memory cache (this process is the only one), which
 needs no I/O and is called directly. While Redis is unreachable the limits let requests
@@ -22,15 +22,8 @@ from chatbot.lib import redis_clients
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LIMITS: dict[str, tuple[int, int]] = {
-    "send:visitor": (20, 60),
-    "send:ip": (60, 60),
-    "send:bot": (600, 60),
-    "session:ip": (30, 60),
-    "connect:ip": (60, 60),
-    "upload:visitor": (10, 60),
-    "typing:visitor": (30, 60),
-}
+# The defaults live in settings (WIDGET_RATE_LIMIT_DEFAULTS), the one list of scopes.
+DEFAULT_LIMITS = settings.WIDGET_RATE_LIMIT_DEFAULTS
 
 
 class RateLimited(Exception):
