@@ -1,11 +1,12 @@
 """Fixed-window rate limits, shared by every process through Redis when it is configured.
 
 Limits live in settings.WIDGET_RATE_LIMITS (name → (count, window seconds)) over
-settings.WIDGET_RATE_LIMIT_DEFAULTS; the protocol doc lists them. With REDIS_URL the counters are Redis keys, counted
-with one pipelined round trip from the event loop (`ahit`, `ahit_all`) or from a thread
-(`hit`); without it they live in the local-memory cache (this process is the only one), which
-needs no I/O and is called directly. While Redis is unreachable the limits let requests
-through (logged): a Redis restart must not take the chat down with it.
+settings.WIDGET_RATE_LIMIT_DEFAULTS; the protocol doc lists them. With REDIS_URL the counters
+are Redis keys, counted with one pipelined round trip from the event loop (`ahit`,
+`ahit_all`) or from a thread (`hit`); without it they live in the local-memory cache (this
+process is the only one), which needs no I/O and is called directly. While Redis is
+unreachable the limits let requests through (logged): a Redis restart must not take the chat
+down with it.
 """
 
 from __future__ import annotations
