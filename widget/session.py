@@ -107,6 +107,7 @@ def authenticate(token: object, *, bot: Bot | None = None) -> tuple[Bot, Visitor
     visitor = Visitor.objects.filter(bot=bot, public_id=claims.visitor_id).first()
     if visitor is None:
         raise TokenError("bad_token", "The session token names an unknown visitor.")
+    visitor.bot = bot  # already loaded: later steps need no query for it
     return bot, visitor, claims
 
 

@@ -135,7 +135,9 @@ def _next_seq(conversation: Conversation) -> int:
     return conversation.last_seq
 
 
-def _announce(message: Message) -> None:
+def _announce(message: Message, conversation: Conversation | None = None) -> None:
+    """Publish the message after commit; the inbox list moves too. `conversation`, when the
+    caller has the row as it will be committed (bot loaded), saves the inbox a query."""
     payload = message_payload(message)
     conversation_id = message.conversation_id
 
@@ -144,7 +146,7 @@ def _announce(message: Message) -> None:
         if message.role != Role.ASSISTANT or message.status != MessageStatus.STREAMING:
             from .takeover import touch_inbox  # the agents' inbox list moves too
 
-            touch_inbox(conversation_id)
+            touch_inbox(conversation_id, conversation)
 
     transaction.on_commit(send)
 
@@ -227,7 +229,9 @@ def receive_visitor_message(
         )
         if attachments:
             Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
-        _announce(message)
+        if "bot" in visitor._state.fields_cache:
+            locked.bot = visitor.bot  # known already: the inbox summary needs no query
+        _announce(message, locked)
         from . import takeover
 
         thanks = takeover.capture_followup_email(locked, text)
@@ -330,7 +334,11 @@ def finish_reply(
     citations: Sequence[dict[str, str]] = (),
 ) -> Message:
     with transaction.atomic():
-        message = Message.objects.select_for_update().get(pk=message_id)
+        message = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("conversation__bot")
+            .get(pk=message_id)
+        )
         message.text = text
         message.status = status
         message.error_code = error_code[:32]
@@ -343,8 +351,10 @@ def finish_reply(
         message.duration_ms = duration_ms
         message.citations = list(citations)
         message.save()
-        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=timezone.now())
-        _announce(message)
+        now = timezone.now()
+        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
+        message.conversation.updated_at = now
+        _announce(message, message.conversation)
     return message
 
 

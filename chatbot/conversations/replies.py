@@ -33,7 +33,7 @@ from chatbot.llm.types import (
 
 from . import actions, streams
 from .broadcast import abroadcast
-from .models import Conversation, Message, MessageStatus, Role
+from .models import Message, MessageStatus, Role
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +106,13 @@ class Context:
 
 
 def _load_context(conversation_id: int) -> Context:
-    conversation = Conversation.objects.select_related("bot").get(pk=conversation_id)
-    bot = conversation.bot
+    # The bot is read again for every reply: an owner's edit (persona, route) applies to the
+    # next reply of every open conversation.
+    bot = Bot.objects.get(conversations__pk=conversation_id)
     route = _route(bot)
     with_images = bool(route.accepts_images) if route is not None else False
     history_rows = (
-        Message.objects.filter(conversation=conversation)
+        Message.objects.filter(conversation_id=conversation_id)
         .exclude(role__in=[Role.NOTE, Role.SYSTEM])
         .exclude(status__in=[MessageStatus.STREAMING, MessageStatus.FAILED])
         .order_by("-seq")

@@ -74,9 +74,12 @@ def inbox_summary(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def touch_inbox(conversation_id: int) -> None:
-    """Tell the tenant's inbox pages that this conversation changed (call after commit)."""
-    conversation = Conversation.objects.select_related("bot").filter(pk=conversation_id).first()
+def touch_inbox(conversation_id: int, conversation: Conversation | None = None) -> None:
+    """Tell the tenant's inbox pages that this conversation changed (call after commit).
+
+    A caller holding the row as committed (with its bot loaded) passes it: no query."""
+    if conversation is None or "bot" not in conversation._state.fields_cache:
+        conversation = Conversation.objects.select_related("bot").filter(pk=conversation_id).first()
     if conversation is not None:
         broadcast_inbox(conversation.bot.tenant_id, inbox_summary(conversation))
 

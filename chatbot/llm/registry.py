@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete, post_save
 
 from . import detect
-from .models import ModelEndpoint, Source
+from .models import BotRoute, ModelEndpoint, Source
 from .spec import EndpointSpec, declared_specs
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def sync_declared() -> list[ModelEndpoint]:
         ModelEndpoint.objects.filter(tenant__isnull=True, source=Source.CONFIG).exclude(
             pk__in=[r.pk for r in rows]
         ).update(enabled=False)
+    forget_routes()
     return rows
 
 
@@ -124,6 +127,25 @@ def reset() -> None:
     """Forget that the sync ran (tests change the declared endpoints)."""
     global _synced
     _synced = False
+    forget_routes()
+
+
+# Bots' routes as replies use them (`service.resolve_route`), kept a few seconds per bot. A
+# change made in this process clears them at once (the signals below, and the bulk writes
+# here and in `service.set_bot_route` call `forget_routes`); other processes see a change
+# within `service.ROUTE_CACHE_SECONDS`.
+route_cache: dict[int, tuple[float, Any]] = {}
+
+
+def forget_routes(**_: object) -> None:
+    route_cache.clear()
+
+
+for _model in (ModelEndpoint, BotRoute):
+    post_save.connect(forget_routes, sender=_model, dispatch_uid=f"routes.save.{_model.__name__}")
+    post_delete.connect(
+        forget_routes, sender=_model, dispatch_uid=f"routes.delete.{_model.__name__}"
+    )
 
 
 def operator_endpoints() -> list[ModelEndpoint]:

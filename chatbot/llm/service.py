@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -54,6 +55,8 @@ def set_bot_route(bot: Bot, endpoint_ids: list[int]) -> None:
         if endpoint_id in seen:
             raise ValueError(f"model endpoint {allowed[endpoint_id].name!r} is listed twice")
         seen.add(endpoint_id)
+    registry.forget_routes()
+    transaction.on_commit(registry.forget_routes)  # bulk_create sends no signal
     with transaction.atomic():
         BotRoute.objects.filter(bot=bot).delete()
         BotRoute.objects.bulk_create(
@@ -102,8 +105,23 @@ class Route:
     accepts_images: bool
 
 
+# Routes read by replies are kept per bot for a few seconds (registry.route_cache): reading
+# one costs two queries and a decryption per endpoint, on every reply.
+ROUTE_CACHE_SECONDS = 5.0
+
+
 def resolve_route(bot: Bot) -> Route:
-    """Read the bot's route once (sync: the reply's database trip calls it)."""
+    """The bot's route as a reply uses it (sync: the reply's database trip calls it)."""
+    cached = registry.route_cache.get(bot.pk)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < ROUTE_CACHE_SECONDS:
+        return cached[1]
+    route = _read_route(bot)
+    registry.route_cache[bot.pk] = (now, route)
+    return route
+
+
+def _read_route(bot: Bot) -> Route:
     endpoints = bot_route(bot)
     specs = []
     for endpoint in endpoints:

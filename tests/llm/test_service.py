@@ -197,6 +197,25 @@ def test_status_and_images_follow_the_route(db: None, acme: Tenant) -> None:
         assert service.bot_model_status(bot) == "offline"
 
 
+def test_a_replys_route_is_read_once_then_follows_every_change(
+    db: None, acme: Tenant, django_assert_num_queries: Any
+) -> None:
+    with declared(LOCAL, CLOUD):
+        registry.reset()
+        bot = make_bot(acme)
+        assert [s.name for s in service.resolve_route(bot).specs] == ["local", "groq"]
+        with django_assert_num_queries(0):  # the next replies of the bot read no route
+            assert [s.name for s in service.resolve_route(bot).specs] == ["local", "groq"]
+        service.set_bot_route(bot, [ModelEndpoint.objects.get(name="groq").pk])
+        assert [s.name for s in service.resolve_route(bot).specs] == ["groq"]
+        groq = ModelEndpoint.objects.get(name="groq")
+        groq.model = "llama-4"
+        groq.save()
+        assert [s.model for s in service.resolve_route(bot).specs] == ["llama-4"]
+        groq.delete()
+        assert [s.name for s in service.resolve_route(bot).specs] == ["local"]
+
+
 # --- stream_reply ------------------------------------------------------------------------------
 
 

@@ -83,6 +83,9 @@ class Command(BaseCommand):
                 # FORWARDED_ALLOW_IPS: one setting, validated, in settings.py).
                 proxy_headers=True,
                 forwarded_allow_ips=settings.TRUSTED_PROXIES,
+                # Deltas are a few dozen bytes: compressing each frame cost more CPU (4% of
+                # a busy process, bench/relay_e2e) than it saved.
+                ws_per_message_deflate=False,
             )
         finally:
             if running_periodic is not None:
