@@ -197,7 +197,8 @@ class Parley:
     def stop(self) -> None:
         for server in self.servers:
             stop(server.process)
-            server.log.unlink(missing_ok=True)
+            if os.environ.get("RELAY_E2E_KEEP_LOGS") != "1":
+                server.log.unlink(missing_ok=True)
         self.servers = []
 
 
