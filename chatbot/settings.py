@@ -23,9 +23,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def env_str(name: str, default: str = "") -> str:
-    """A string from the environment; NAME_FILE (a path) is read instead when set."""
-    file_path = os.environ.get(f"{name}_FILE")
+def env_str(name: str, default: str = "", *, secret: bool = False) -> str:
+    """A string from the environment.
+
+    A secret may come from a file instead: NAME_FILE (a path, as Docker and systemd
+    credentials provide) is read when set. Only secrets take that rule: another variable's
+    `_FILE` twin may mean something of its own (LLM_ENDPOINTS_FILE names a file of endpoints,
+    read by its own setting), and reading it as the variable too would declare it twice.
+    """
+    file_path = os.environ.get(f"{name}_FILE") if secret else None
     if file_path:
         try:
             return Path(file_path).read_text().strip()
@@ -68,8 +74,14 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def env_url(name: str, default: str = "", schemes: tuple[str, ...] = ("http", "https")) -> str:
-    raw = env_str(name, default).strip()
+def env_url(
+    name: str,
+    default: str = "",
+    schemes: tuple[str, ...] = ("http", "https"),
+    *,
+    secret: bool = False,
+) -> str:
+    raw = env_str(name, default, secret=secret).strip()
     if not raw:
         return raw
     parts = urlsplit(raw)
@@ -95,7 +107,7 @@ SITE_IS_HTTPS = _site.scheme == "https"
 
 
 def _secret_key() -> str:
-    key = env_str("SECRET_KEY")
+    key = env_str("SECRET_KEY", secret=True)
     if key:
         if len(key) < 32:
             raise ImproperlyConfigured("SECRET_KEY: must be at least 32 characters long")
@@ -192,7 +204,7 @@ TEMPLATES: list[dict[str, Any]] = [
 
 # --- Database ---------------------------------------------------------------------------------
 
-DATABASE_URL = env_str("DATABASE_URL")
+DATABASE_URL = env_str("DATABASE_URL", secret=True)
 
 
 def _database() -> dict[str, Any]:
@@ -233,7 +245,7 @@ DB_IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 # --- Redis: channel layer, cache, Celery, rate limits -----------------------------------------
 
-REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"), secret=True)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -324,7 +336,7 @@ if SITE_IS_HTTPS:
 
 # --- Email ------------------------------------------------------------------------------------
 
-EMAIL_URL = env_url("EMAIL_URL", "", schemes=("smtp", "smtps"))
+EMAIL_URL = env_url("EMAIL_URL", "", schemes=("smtp", "smtps"), secret=True)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Parley <no-reply@parley.localhost>")
 if EMAIL_URL:
     _email = urlsplit(EMAIL_URL)
@@ -382,7 +394,7 @@ for _cidr in OUTBOUND_ALLOW_CIDRS:
         raise ImproperlyConfigured(
             f"OUTBOUND_ALLOW_CIDRS: {_cidr!r} is not an address range like 10.20.0.0/16"
         ) from None
-FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
+FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", secret=True)
 if TESTING:
     # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

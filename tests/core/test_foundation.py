@@ -56,7 +56,17 @@ class TestEnvironmentHelpers:
         secret = tmp_path / "secret"
         secret.write_text("from-a-file\n")
         monkeypatch.setenv("SOME_SECRET_FILE", str(secret))
-        assert parley_settings.env_str("SOME_SECRET") == "from-a-file"
+        assert parley_settings.env_str("SOME_SECRET", secret=True) == "from-a-file"
+
+    def test_only_secrets_are_read_from_a_name_file_twin(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        # LLM_ENDPOINTS_FILE means a file of endpoints, not "LLM_ENDPOINTS, from a file".
+        declared = tmp_path / "endpoints.json"
+        declared.write_text("[]")
+        monkeypatch.setenv("SOME_SETTING", "inline")
+        monkeypatch.setenv("SOME_SETTING_FILE", str(declared))
+        assert parley_settings.env_str("SOME_SETTING") == "inline"
 
     def test_env_url_rejects_a_url_without_a_host(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("SITE_URL", "https://")
