@@ -24,7 +24,12 @@ from tests.fixtures.servers import free_port
 
 
 def wait_for[T](
-    check: Callable[[], T | None], *, what: str, timeout: float = 60.0, every: float = 0.1
+    check: Callable[[], T | None],
+    *,
+    what: str,
+    timeout: float = 60.0,
+    every: float = 0.1,
+    pause: Callable[[float], None] = time.sleep,
 ) -> T:
     """Poll `check` until it returns something truthy; fail naming `what` after `timeout`.
 
@@ -36,12 +41,14 @@ def wait_for[T](
             value = check()
             if value:
                 return value
+        except AssertionError:
+            raise  # the check saw something that will not get better
         except Exception as exc:  # the thing polled may not answer yet
             last_error = exc
         if time.monotonic() > deadline:
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-        time.sleep(every)
+        pause(every)
 
 
 def clean_env(**values: str) -> dict[str, str]:
