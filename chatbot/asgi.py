@@ -19,6 +19,7 @@ except ImproperlyConfigured as exc:
 
 from channels.routing import ProtocolTypeRouter, URLRouter
 
+from chatbot.core import periodic
 from chatbot.routing import websocket_urlpatterns
 
 application = ProtocolTypeRouter(
@@ -27,5 +28,7 @@ application = ProtocolTypeRouter(
         # Each consumer checks Origin itself: the widget against the bot's allowed origins,
         # the dashboard against this site (see chatbot/routing.py).
         "websocket": URLRouter(websocket_urlpatterns),
+        # Start-up and shutdown: tells the in-process periodic tasks which loop serves.
+        "lifespan": periodic.lifespan,
     }
 )

@@ -8,9 +8,11 @@ DATABASE_URL and REDIS_URL switches to PostgreSQL and Redis with the same code.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,6 +74,57 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str] | None = None) -> list[str]:
+    """Comma-separated IP addresses or ranges (10.20.0.0/16), each checked and normalised."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            if "/" in item:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            else:
+                networks.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an address range like 10.20.0.0/16 "
+                "or an address like 10.20.0.7"
+            ) from None
+    return networks
+
+
+def env_rate_limits(name: str, known: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Rate limits as JSON, `{"scope": [count, window seconds], ...}`, each scope one of
+    `known`; unset or empty gives {} (the built-in limits apply)."""
+    raw = env_str(name).strip()
+    if not raw:
+        return {}
+    example = '{"send:ip": [600, 60]}'
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected JSON like {example}, got {raw!r}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name}: expected a JSON object like {example}")
+    scopes = sorted(known)
+    limits: dict[str, tuple[int, int]] = {}
+    for scope, pair in value.items():
+        if scope not in scopes:
+            raise ImproperlyConfigured(
+                f"{name}: unknown scope {scope!r}; known: {', '.join(scopes)}"
+            )
+        # bool is an int in Python: `[true, 60]` must not pass as one request a minute.
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(type(n) is int and n >= 1 for n in pair)
+        ):
+            raise ImproperlyConfigured(
+                f"{name}: {scope!r} must be [count, window seconds], two whole numbers "
+                f"of at least 1, got {json.dumps(pair)}"
+            )
+        limits[scope] = (pair[0], pair[1])
+    return limits
 
 
 def env_url(
@@ -205,6 +258,9 @@ TEMPLATES: list[dict[str, Any]] = [
 # --- Database ---------------------------------------------------------------------------------
 
 DATABASE_URL = env_str("DATABASE_URL", secret=True)
+# Connections per process in the PostgreSQL pool: the database threads (5 by default, plus
+# one per HTTP request in flight) borrow from it; beyond it a caller waits up to 10 s.
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 20, minimum=2)
 
 
 def _database() -> dict[str, Any]:
@@ -220,6 +276,9 @@ def _database() -> dict[str, Any]:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Keep each thread's connection (sockets and replies share one database thread
+            # on SQLite: chatbot/lib/db.py) instead of opening one per call.
+            "CONN_MAX_AGE": None,
             "TEST": {"NAME": str(VAR_DIR / "test-parley.sqlite3")},
         }
     import dj_database_url
@@ -234,8 +293,19 @@ def _database() -> dict[str, Any]:
         config: dict[str, Any] = dict(dj_database_url.parse(DATABASE_URL, conn_max_age=0))
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(f"DATABASE_URL: cannot parse it: {exc}") from None
-    if config["ENGINE"].endswith("postgresql") and not config.get("NAME"):
-        raise ImproperlyConfigured("DATABASE_URL: names no database (add /name at the end)")
+    if config["ENGINE"].endswith("postgresql"):
+        if not config.get("NAME"):
+            raise ImproperlyConfigured("DATABASE_URL: names no database (add /name at the end)")
+        # Django's connection pool (psycopg_pool): database calls of sockets and replies run
+        # on a thread pool (chatbot/lib/db.py), each borrowing a connection for the call.
+        # CONN_MAX_AGE stays 0: returning the connection to the pool is the "close".
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": DB_POOL_SIZE,
+            "timeout": 10,
+        }
+    else:
+        config["CONN_MAX_AGE"] = None
     return config
 
 
@@ -283,6 +353,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
+# Without a broker no `celery beat` runs, so `manage.py serve` runs CELERY_BEAT_SCHEDULE
+# itself (chatbot/core/periodic.py). Off under tests, which start it when they mean to.
+PERIODIC_TASKS_IN_PROCESS = CELERY_TASK_ALWAYS_EAGER and env_bool(
+    "PERIODIC_TASKS_IN_PROCESS", not TESTING
+)
 
 # --- Accounts ---------------------------------------------------------------------------------
 
@@ -386,19 +461,58 @@ LLM_ENDPOINTS_FILE = env_str("LLM_ENDPOINTS_FILE")
 LLM_ENDPOINTS_JSON = env_str("LLM_ENDPOINTS")
 LLM_AUTODETECT = env_bool("LLM_AUTODETECT", not TESTING)
 # Outbound HTTP refuses private and loopback addresses; the operator may allow named ranges.
-OUTBOUND_ALLOW_CIDRS = env_list("OUTBOUND_ALLOW_CIDRS")
-for _cidr in OUTBOUND_ALLOW_CIDRS:
-    try:
-        ipaddress.ip_network(_cidr, strict=False)
-    except ValueError:
-        raise ImproperlyConfigured(
-            f"OUTBOUND_ALLOW_CIDRS: {_cidr!r} is not an address range like 10.20.0.0/16"
-        ) from None
+OUTBOUND_ALLOW_CIDRS = env_networks("OUTBOUND_ALLOW_CIDRS")
+# The proxies (load balancer, nginx) whose X-Forwarded-For and X-Forwarded-Proto are believed.
+# A request from one of them gets as its client the nearest address in X-Forwarded-For that
+# is not itself a trusted proxy; from any other peer the headers are ignored. That address is
+# the one rate limits count and request logs show (uvicorn's forwarded_allow_ips, set by
+# `manage.py serve`).
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", ["127.0.0.1", "::1"])
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", secret=True)
+
+
+def _metrics_token() -> str:
+    token = env_str("METRICS_TOKEN", secret=True).strip()
+    if token and len(token) < 16:
+        raise ImproperlyConfigured(
+            "METRICS_TOKEN: must be at least 16 characters long; generate one with: "
+            'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        )
+    return token
+
+
+# /metrics (Prometheus): scrapers send `Authorization: Bearer <METRICS_TOKEN>`. Without a
+# token it answers only requests made straight to this process from loopback (no proxy
+# header); everyone else gets a 404.
+METRICS_TOKEN = _metrics_token()
+# Set for `serve --workers N` (one port, several processes): counters and histograms go to
+# files in this directory and a scrape sums the workers. prometheus_client reads the variable
+# itself when imported, so it is read plainly here (no _FILE form); empty the directory
+# before each start.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR: {PROMETHEUS_MULTIPROC_DIR!r} is not a directory "
+        "(create it, empty, before starting the workers)"
+    )
+# The widget's rate limits (docs/widget-protocol.md, section 8): name → (count, window
+# seconds). WIDGET_RATE_LIMITS (JSON, per scope) overrides them; a load test from one address
+# needs them raised.
+WIDGET_RATE_LIMIT_DEFAULTS: dict[str, tuple[int, int]] = {
+    "send:visitor": (20, 60),
+    "send:ip": (60, 60),
+    "send:bot": (600, 60),
+    "session:ip": (30, 60),
+    "connect:ip": (60, 60),
+    "upload:visitor": (10, 60),
+    "typing:visitor": (30, 60),
+}
+WIDGET_RATE_LIMITS = env_rate_limits("WIDGET_RATE_LIMITS", WIDGET_RATE_LIMIT_DEFAULTS)
 if TESTING:
     # The personas are created and log in hundreds of times: a fast hash keeps tests quick.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Celery beat (`celery -A chatbot beat`): periodic jobs. Apps add their own entries.
+# Periodic jobs: run by Celery beat (`celery -A chatbot beat`) with REDIS_URL, inside
+# `manage.py serve` without it (PERIODIC_TASKS_IN_PROCESS). Apps add their own entries.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Knowledge sources with a re-sync schedule (daily/weekly) are queued when due.
     "knowledge-resync-due": {

@@ -8,6 +8,7 @@ urlpatterns = [
     path("demo", views.demo, name="demo"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
     path("accounts/", include("allauth.urls")),
     path("dashboard/", include("chatbot.dashboard.urls")),
     path("tenants/", include("chatbot.tenants.urls")),

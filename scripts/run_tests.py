@@ -1,5 +1,7 @@
 """`make test`: find the real parts, run the suite on the embedded defaults, then again on real
 PostgreSQL and Redis. Says clearly what it skipped; with CI=true anything missing is a failure.
+Prints the wall time of each part (the llama-server build check, each pytest run) and the
+total, so a CI log shows where the time goes.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,44 +72,50 @@ def check_llama() -> tuple[str | None, str | None]:
     return result.stdout.strip().splitlines()[-1], None
 
 
-def run_pytest(label: str, env: dict[str, str], args: list[str]) -> int:
-    """Run the suite once; browser tests that fail are run once more on their own.
+class Stopwatch:
+    """Wall time of each part of the run, printed as each part ends and again at the end."""
 
-    Real-browser tests on a shared 2-core machine sometimes lose a race with the machine, not
-    with the code. A browser test that fails and then passes alone is reported by name as
-    flaky, so it stays visible; any other failure, or a second failure, fails the run.
-    """
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.parts: list[tuple[str, float]] = []
+
+    def record(self, part: str, since: float) -> None:
+        seconds = time.monotonic() - since
+        self.parts.append((part, seconds))
+        print(f"make test: {part} took {duration(seconds)}", flush=True)
+
+    def summary(self) -> None:
+        width = max([len(part) for part, _ in self.parts] + [len("total")])
+        print("make test: wall time")
+        for part, seconds in self.parts:
+            print(f"  {part:<{width}}  {duration(seconds):>10}")
+        print(f"  {'total':<{width}}  {duration(time.monotonic() - self.started):>10}")
+
+
+def duration(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:04.1f}s" if minutes else f"{rest:.1f}s"
+
+
+def run_pytest(label: str, env: dict[str, str], args: list[str]) -> int:
+    """Run the suite once. A failure fails the run: a test that fails only sometimes is a
+    bug to find and fix, so nothing is rerun until it passes."""
     print(f"\n=== make test: {label} ===", flush=True)
-    failures_file = ROOT / "var" / "failed-tests.txt"
-    failures_file.parent.mkdir(exist_ok=True)
-    failures_file.unlink(missing_ok=True)
-    env = {**env, "PARLEY_FAILED_TESTS_FILE": str(failures_file)}
     code = subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
     if code == 5:  # no tests collected (e.g. a -k filter that matches nothing here)
         print(f"make test: {label}: no tests collected")
         return 0
-    if code != 1 or not failures_file.exists():
-        return code
-    failed = sorted(set(failures_file.read_text().splitlines()))
-    # Only tests marked `browser` are listed with a "browser:" prefix (tests/conftest.py).
-    if not failed or not all(node.startswith("browser:") for node in failed):
-        return code
-    failed = [node.removeprefix("browser:") for node in failed]
-    print(f"\nmake test: {label}: retrying {len(failed)} failed browser test(s) once, alone:")
-    for node in failed:
-        print(f"  {node}")
-    env.pop("PARLEY_FAILED_TESTS_FILE")
-    retry = subprocess.call([sys.executable, "-m", "pytest", *failed], cwd=ROOT, env=env)
-    if retry == 0:
-        print(f"make test: FLAKY in {label} (failed, then passed alone): {', '.join(failed)}")
-    return retry
+    return code
 
 
 def main() -> int:
     args = sys.argv[1:]
     skipped: dict[str, str] = {}
+    stopwatch = Stopwatch()
 
+    since = time.monotonic()
     llama_path, llama_missing = check_llama()
+    stopwatch.record("llama-server build check", since)
     if llama_missing:
         skipped["llama"] = llama_missing
     chromium_missing = check_chromium()
@@ -135,14 +144,19 @@ def main() -> int:
         return 1
 
     failures = []
+    since = time.monotonic()
     if run_pytest("embedded defaults (SQLite, in-memory layer, in-process tasks)", base_env, args):
         failures.append("embedded defaults")
+    stopwatch.record("pytest, embedded defaults", since)
     if not (pg_missing or redis_missing):
         real_env = {**base_env, "DATABASE_URL": PG_URL, "REDIS_URL": REDIS_URL}
+        since = time.monotonic()
         if run_pytest("real PostgreSQL and Redis", real_env, args):
             failures.append("PostgreSQL + Redis")
+        stopwatch.record("pytest, PostgreSQL + Redis", since)
 
     print()
+    stopwatch.summary()
     for marker, reason in skipped.items():
         print(f"make test: skipped '{marker}' tests: {reason}")
     if pg_missing or redis_missing:

@@ -82,16 +82,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"{marker}: {reason}"))
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # make test reruns failed browser tests once (scripts/run_tests.py); it learns which
-    # failed from this file: one node id per line, "browser:" in front of browser tests.
-    target = os.environ.get("PARLEY_FAILED_TESTS_FILE")
-    if target and report.failed:
-        prefix = "browser:" if "browser" in report.keywords else ""
-        with open(target, "a") as failures:
-            failures.write(f"{prefix}{report.nodeid}\n")
-
-
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     count = config.stash.get(_OTHER_RUN, 0)
     if count:

@@ -8,12 +8,11 @@ import json
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
-
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions
 from chatbot.conversations.broadcast import group_for
+from chatbot.lib.db import db_async
+from chatbot.lib.sockets import FanoutWebsocketConsumer
 
 from . import ratelimit
 from .session import (
@@ -63,7 +62,33 @@ def client_ip(scope: dict[str, Any]) -> str:
     return str(client[0]) if client else "unknown"
 
 
-class WidgetConsumer(AsyncWebsocketConsumer):
+def _bot_for_key(key: str) -> Bot | None:
+    return Bot.objects.filter(public_key=key).first()
+
+
+def _open_session(
+    bot: Bot,
+    token: object,
+    origin: str | None,
+    user_agent: str,
+    ip: str,
+    sender: str,
+    conversation: object,
+) -> WidgetSession:
+    """Check the hello's token and open the visitor's session (one database trip)."""
+    bot, visitor, claims = authenticate(token, bot=bot)
+    # A page (not our frame) connecting directly must be the page the token was for.
+    if origin != claims.origin and not handshake_origin_is_frame(origin):
+        raise TokenError("origin_not_allowed", "The token is for another site.")
+    # For the agents' view of the visitor: the host page's origin and the browser.
+    actions.note_visitor_context(visitor, page_url=claims.origin, user_agent=user_agent)
+    session = WidgetSession(bot, visitor, claims, ip, sender=sender)
+    session.conversation = session.sync_select(conversation)
+    return session
+
+
+class WidgetConsumer(FanoutWebsocketConsumer):
+    socket_kind = "widget"
     session: WidgetSession | None = None
     group: str | None = None
     hello_timer: asyncio.Task[None] | None = None
@@ -71,7 +96,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         key = self.scope["url_route"]["kwargs"]["public_key"]
         origin = _header(self.scope, b"origin")
-        bot = await database_sync_to_async(Bot.objects.filter(public_key=key).first)()
+        bot = await db_async(_bot_for_key)(key)
         # Refused before accept (the browser sees a failed handshake): no bot, no or a
         # foreign Origin. Exact string match, so look-alike hosts never pass.
         if bot is None or not bot.enabled or not handshake_origin_allowed(bot, origin):
@@ -83,7 +108,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         self.ip = client_ip(self.scope)
         await self.accept()
         try:
-            await database_sync_to_async(ratelimit.hit)("connect:ip", self.ip)
+            await ratelimit.ahit("connect:ip", self.ip)
         except ratelimit.RateLimited as exc:
             await self.close(code=Close.RATE_LIMITED, reason=f"rate_limited:{exc.retry_after}")
             return
@@ -97,12 +122,6 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.hello_timer is not None:
             self.hello_timer.cancel()
-        await self._leave_group()
-
-    async def _leave_group(self) -> None:
-        if self.group is not None and self.channel_layer is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-        self.group = None
 
     async def _follow(self) -> None:
         """Subscribe to the session's current conversation (before reading its state)."""
@@ -111,10 +130,11 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         wanted = group_for(session.conversation.pk) if session.conversation else None
         if wanted == self.group:
             return
-        await self._leave_group()
-        if wanted is not None and self.channel_layer is not None:
-            await self.channel_layer.group_add(wanted, self.channel_name)
-            self.group = wanted
+        if self.group is not None:
+            self.unfollow(self.group)
+        self.group = wanted
+        if wanted is not None:
+            await self.follow(wanted)
 
     async def send_json(self, event: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(event, separators=(",", ":")))
@@ -156,34 +176,25 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     async def _hello(self, frame: dict[str, Any]) -> None:
         if self.session is not None:
             raise FrameError("bad_request", "hello was already sent.")
-        bot, visitor, claims = await database_sync_to_async(authenticate)(
-            frame.get("token"), bot=self.bot
-        )
-        # A page (not our frame) connecting directly must be the page the token was for.
-        if self.origin != claims.origin and not handshake_origin_is_frame(self.origin):
-            raise TokenError("origin_not_allowed", "The token is for another site.")
-        # For the agents' view of the visitor: the host page's origin and the browser.
-        await database_sync_to_async(actions.note_visitor_context)(
-            visitor, page_url=claims.origin, user_agent=_header(self.scope, b"user-agent") or ""
-        )
-        session = WidgetSession(bot, visitor, claims, self.ip, sender=self.channel_name)
-        session.conversation = await database_sync_to_async(session.sync_select)(
-            frame.get("conversation")
+        session = await db_async(_open_session)(
+            self.bot,
+            frame.get("token"),
+            self.origin,
+            _header(self.scope, b"user-agent") or "",
+            self.ip,
+            self.channel_name,
+            frame.get("conversation"),
         )
         self.session = session
         if self.hello_timer is not None:
             self.hello_timer.cancel()
         await self._follow()
-        for event in await database_sync_to_async(session.sync_ready)(
-            frame.get("resume_after_seq") or 0
-        ):
+        for event in await db_async(session.sync_ready)(frame.get("resume_after_seq") or 0):
             await self.send_json(event)
 
     async def _refresh(self, frame: dict[str, Any]) -> None:
         assert self.session is not None
-        _bot, visitor, claims = await database_sync_to_async(authenticate)(
-            frame.get("token"), bot=self.bot
-        )
+        _bot, visitor, claims = await db_async(authenticate)(frame.get("token"), bot=self.bot)
         if visitor.pk != self.session.visitor.pk:
             raise FrameError("bad_request", "A refreshed token must be for the same visitor.")
         self.session.claims = claims

@@ -12,15 +12,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from chatbot.bots.models import Bot
-from chatbot.conversations import actions
+from chatbot.conversations import actions, streams
 from chatbot.conversations.actions import ActionError
+from chatbot.conversations.broadcast import abroadcast
 from chatbot.conversations.models import Conversation, Message, MessageStatus, Role, Visitor
 from chatbot.conversations.payloads import conversation_payload, message_payload
-from chatbot.conversations.replies import read_partial
+from chatbot.lib import fanout
+from chatbot.lib.db import db_async
 
 from . import ratelimit
 from .tokens import TokenError, VisitorClaims, check_claims_for_bot, read_session_token, site_origin
@@ -168,8 +170,15 @@ class WidgetSession:
         )
         for row in rows:
             text = None
-            if row.status == MessageStatus.STREAMING and row.updated_at < stale_before:
-                # Its process died (a live reply saves every few seconds): settle it now.
+            partial = None
+            if row.status == MessageStatus.STREAMING:
+                partial = streams.read(row.conversation_id, row.seq)
+            if row.status == MessageStatus.STREAMING and (
+                row.updated_at < stale_before
+                or (partial is not None and not fanout.process_alive(partial.owner))
+            ):
+                # Its process died (its heartbeat stopped, or a live reply would have saved
+                # within minutes): settle it now, so the visitor can retry.
                 row = actions.finish_reply(
                     row.pk,
                     text=row.text,
@@ -178,10 +187,11 @@ class WidgetSession:
                     error_message="The reply was interrupted.",
                 )
             if row.status == MessageStatus.STREAMING:
-                partial = read_partial(row.pk)
-                # The cache is newer than the row unless the cache lost it (restart).
+                # The store is newer than the row unless it lost the text (Redis restart).
                 text = (
-                    partial if partial is not None and len(partial) >= len(row.text) else row.text
+                    partial.text
+                    if partial is not None and len(partial.text) >= len(row.text)
+                    else row.text
                 )
                 self.streamed[row.seq] = len(text)
             events.append({"type": "message", "message": message_payload(row, text=text)})
@@ -225,11 +235,19 @@ class WidgetSession:
     async def handle(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
         """Events for the sender, and a conversation id whose reply should start now."""
         kind = frame["type"]
-        handler = _HANDLERS.get(kind)
-        if handler is None:
-            raise FrameError("unknown_type", f"Unknown frame type {kind[:40]!r}.")
         try:
-            return await database_sync_to_async(handler)(self, frame)
+            if kind in _LOOP_HANDLERS:
+                return await _LOOP_HANDLERS[kind](self, frame)
+            handler = _HANDLERS.get(kind)
+            if handler is None:
+                raise FrameError("unknown_type", f"Unknown frame type {kind[:40]!r}.")
+            if kind in _COUNTS_AS_SEND:
+                await ratelimit.ahit_all(
+                    ("send:visitor", self.visitor.pk),
+                    ("send:ip", self.ip),
+                    ("send:bot", self.bot.pk),
+                )
+            return await db_async(handler)(self, frame)
         except ActionError as exc:
             raise FrameError(exc.code, exc.message) from None
         except ratelimit.RateLimited as exc:
@@ -237,10 +255,57 @@ class WidgetSession:
                 "rate_limited", "Too many messages; wait a moment.", exc.retry_after
             ) from None
 
-    def _send(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-        ratelimit.hit_all(
-            ("send:visitor", self.visitor.pk), ("send:ip", self.ip), ("send:bot", self.bot.pk)
+    # Frames answered on the event loop, without a database trip.
+
+    async def _typing(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        if self.conversation is not None:
+            await ratelimit.ahit("typing:visitor", self.visitor.pk)
+            await abroadcast(
+                self.conversation.pk, {"type": "typing", "who": "visitor", "sender": self.sender}
+            )
+        return [], None
+
+    async def _ping(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        return [{"type": "pong"}], None
+
+    async def _fetch(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        """`reply.fetch {seq, offset}`: a client saw a gap in a stream; send what it misses."""
+        seq, offset = frame.get("seq"), frame.get("offset")
+        for name, value in (("seq", seq), ("offset", offset)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise FrameError("bad_request", f"{name} must be a whole number.")
+        assert isinstance(seq, int) and isinstance(offset, int)
+        if self.conversation is None:
+            raise FrameError("not_found", "No conversation yet.")
+        partial = await streams.aread(self.conversation.pk, seq)
+        if partial is not None and len(partial.text) >= offset:
+            self.streamed[seq] = len(partial.text)
+            return [
+                {"type": "delta", "seq": seq, "offset": offset, "text": partial.text[offset:]}
+            ], None
+        # Finished meanwhile (or the store lost it): the row has the text.
+        row = await db_async(self._message_at)(seq)
+        if row is None:
+            raise FrameError("not_found", "No such message in this conversation.")
+        if row.status == MessageStatus.STREAMING:
+            self.streamed[seq] = len(row.text)
+        else:
+            self.streamed.pop(seq, None)
+        return [{"type": "message", "message": message_payload(row)}], None
+
+    def _message_at(self, seq: int) -> Message | None:
+        assert self.conversation is not None
+        return (
+            Message.objects.filter(conversation=self.conversation, seq=seq)
+            .exclude(role=Role.NOTE)
+            .select_related("author")
+            .prefetch_related("attachments")
+            .first()
         )
+
+    # Frames that read or write the database (run in a database thread).
+
+    def _send(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
         received = actions.receive_visitor_message(
             self.visitor,
             self.conversation,
@@ -259,16 +324,6 @@ class WidgetSession:
         message = {"type": "message", "message": message_payload(received.message)}
         return [ack, message], (received.conversation.pk if received.reply_wanted else None)
 
-    def _typing(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-        if self.conversation is not None:
-            ratelimit.hit("typing:visitor", self.visitor.pk)
-            from chatbot.conversations.broadcast import broadcast
-
-            broadcast(
-                self.conversation.pk, {"type": "typing", "who": "visitor", "sender": self.sender}
-            )
-        return [], None
-
     def _feedback(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
         if self.conversation is None:
             raise FrameError("not_found", "No conversation yet.")
@@ -278,9 +333,6 @@ class WidgetSession:
         return [{"type": "message", "message": message_payload(message)}], None
 
     def _retry(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-        ratelimit.hit_all(
-            ("send:visitor", self.visitor.pk), ("send:ip", self.ip), ("send:bot", self.bot.pk)
-        )
         if self.conversation is None or not actions.can_retry_reply(
             self.visitor, self.conversation
         ):
@@ -298,23 +350,24 @@ class WidgetSession:
         return self.sync_ready(frame.get("resume_after_seq") or 0), None
 
     def _list(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-        conversations = list(
-            Conversation.objects.filter(visitor=self.visitor).order_by("-updated_at")[
-                :CONVERSATION_LIST_LIMIT
-            ]
-        )
-        items = []
-        for conversation in conversations:
-            last = (
-                Message.objects.filter(
-                    conversation=conversation, role__in=[Role.VISITOR, Role.ASSISTANT, Role.AGENT]
-                )
-                .exclude(text="")
-                .order_by("-seq")
-                .values_list("text", flat=True)
-                .first()
+        # One query: each conversation with the text of its last visible message.
+        last_text = (
+            Message.objects.filter(
+                conversation=OuterRef("pk"), role__in=[Role.VISITOR, Role.ASSISTANT, Role.AGENT]
             )
-            items.append(conversation_payload(conversation, preview=last or ""))
+            .exclude(text="")
+            .order_by("-seq")
+            .values("text")[:1]
+        )
+        conversations = (
+            Conversation.objects.filter(visitor=self.visitor)
+            .annotate(preview=Subquery(last_text))
+            .order_by("-updated_at")[:CONVERSATION_LIST_LIMIT]
+        )
+        items = [
+            conversation_payload(conversation, preview=conversation.preview or "")
+            for conversation in conversations
+        ]
         return [{"type": "conversations", "items": items}], None
 
     def _handoff(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
@@ -323,18 +376,20 @@ class WidgetSession:
         actions.request_handoff(self.visitor, self.conversation)
         return [], None
 
-    def _ping(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-        return [{"type": "pong"}], None
 
-
+_LOOP_HANDLERS = {
+    "typing": WidgetSession._typing,
+    "ping": WidgetSession._ping,
+    "reply.fetch": WidgetSession._fetch,
+}
+# Frames that count against the sending limits (they may call the model).
+_COUNTS_AS_SEND = frozenset({"message.send", "reply.retry"})
 _HANDLERS = {
     "message.send": WidgetSession._send,
-    "typing": WidgetSession._typing,
     "feedback": WidgetSession._feedback,
     "reply.retry": WidgetSession._retry,
     "conversation.new": WidgetSession._new,
     "conversation.open": WidgetSession._open,
     "conversations.list": WidgetSession._list,
     "handoff.request": WidgetSession._handoff,
-    "ping": WidgetSession._ping,
 }

@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.contrib.staticfiles import finders
 from django.core import signing
 from django.core.files.storage import default_storage
@@ -42,6 +39,8 @@ from chatbot.conversations.images import ImageRejected
 from chatbot.conversations.models import Attachment
 from chatbot.conversations.payloads import ATTACHMENT_SALT, attachment_payload
 from chatbot.conversations.replies import bot_model_status, route_accepts_images
+from chatbot.lib import fanout
+from chatbot.lib.db import db_async
 
 from . import ratelimit
 from .session import FrameError, WidgetSession, authenticate, parse_frame
@@ -334,7 +333,7 @@ def _bearer(request: HttpRequest) -> str:
 
 
 async def _fallback_session(request: HttpRequest, *, require_origin: bool) -> WidgetSession:
-    bot, visitor, claims = await sync_to_async(authenticate)(_bearer(request))
+    bot, visitor, claims = await db_async(authenticate)(_bearer(request))
     origin = request.headers.get("Origin")
     if (origin is not None or require_origin) and origin not in (site_origin(), claims.origin):
         raise TokenError("origin_not_allowed", "Request from a site that is not allowed.")
@@ -353,9 +352,7 @@ async def send(request: HttpRequest) -> HttpResponse:
         if frame["type"] in FALLBACK_REFUSED:
             raise FrameError("unknown_type", "Not a fallback frame; see the protocol.")
         if "conversation" in frame or frame["type"] == "message.send":
-            session.conversation = await database_sync_to_async(session.sync_select)(
-                frame.get("conversation")
-            )
+            session.conversation = await db_async(session.sync_select)(frame.get("conversation"))
         events, reply_conversation = await session.handle(frame)
     except UnicodeDecodeError:
         return error_response("bad_request", "The body is not valid UTF-8.")
@@ -382,7 +379,7 @@ def _sse(event: dict[str, Any]) -> str:
 async def events(request: HttpRequest) -> HttpResponseBase:
     try:
         session = await _fallback_session(request, require_origin=False)
-        session.conversation = await database_sync_to_async(session.sync_select)(
+        session.conversation = await db_async(session.sync_select)(
             request.GET.get("conversation") or None
         )
         raw_after = request.GET.get("after") or request.headers.get("Last-Event-ID") or "0"
@@ -395,38 +392,31 @@ async def events(request: HttpRequest) -> HttpResponseBase:
         return error_response(exc.code, exc.message)
 
     async def stream() -> AsyncIterator[str]:
-        layer = get_channel_layer()
-        channel = await layer.new_channel() if layer is not None else None
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         group = group_for(session.conversation.pk) if session.conversation else None
-        if layer is not None and channel and group:
+        if group is not None:
             # Subscribe first, then read: nothing said in between is lost.
-            await layer.group_add(group, channel)
+            await fanout.subscribe(group, queue)
         try:
-            for event in await database_sync_to_async(session.sync_ready)(after):
+            for event in await db_async(session.sync_ready)(after):
                 yield _sse(event)
             deadline = time.monotonic() + min(
                 SSE_MAX_SECONDS, max(1.0, session.claims.expires_at - time.time())
             )
             while time.monotonic() < deadline:
-                if layer is None or not channel or not group:
-                    await asyncio.sleep(SSE_KEEPALIVE_SECONDS)
-                    yield ": keep-alive\n\n"
-                    continue
                 try:
-                    message = await asyncio.wait_for(
-                        layer.receive(channel), timeout=SSE_KEEPALIVE_SECONDS
-                    )
+                    message = await asyncio.wait_for(queue.get(), timeout=SSE_KEEPALIVE_SECONDS)
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
                 if message.get("type") != EVENT_TYPE:
                     continue
-                event = session.filter_event(message["event"])
-                if event is not None:
-                    yield _sse(event)
+                visible = session.filter_event(message["event"])
+                if visible is not None:
+                    yield _sse(visible)
         finally:
-            if layer is not None and channel and group:
-                await layer.group_discard(group, channel)
+            if group is not None:
+                fanout.unsubscribe(group, queue)
 
     response = StreamingHttpResponse(stream(), content_type="text/event-stream")
     response["Cache-Control"] = "no-store"
@@ -442,12 +432,12 @@ async def events(request: HttpRequest) -> HttpResponseBase:
 async def upload(request: HttpRequest) -> HttpResponse:
     try:
         session = await _fallback_session(request, require_origin=True)
-        await sync_to_async(ratelimit.hit)("upload:visitor", session.visitor.pk)
+        await ratelimit.ahit("upload:visitor", session.visitor.pk)
     except TokenError as exc:
         return error_response(exc.code, exc.message)
     except ratelimit.RateLimited as exc:
         return error_response("rate_limited", "Too many uploads; wait a moment.", exc.retry_after)
-    if not await sync_to_async(route_accepts_images)(session.bot):
+    if not await db_async(route_accepts_images)(session.bot):
         return error_response("images_not_supported", "This assistant does not take images.")
     upload_file = request.FILES.get("file")
     if upload_file is None:
@@ -456,7 +446,7 @@ async def upload(request: HttpRequest) -> HttpResponse:
         return error_response("too_large", "Images are at most 10 MB.")
     data = upload_file.read()
     try:
-        attachment = await sync_to_async(actions.store_attachment)(session.visitor, data)
+        attachment = await db_async(actions.store_attachment)(session.visitor, data)
     except ImageRejected as exc:
         return error_response(exc.code, exc.message)
     return JsonResponse(attachment_payload(attachment), status=201)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -33,6 +32,7 @@ django.setup()
 
 import httpx  # noqa: E402
 
+from bench.lib.openai_stream import Stream, stream_chat  # noqa: E402
 from chatbot.llm import routing  # noqa: E402
 from chatbot.llm.spec import EndpointSpec  # noqa: E402
 from chatbot.llm.types import ChatMessage, ChatRequest, Finish, TextDelta  # noqa: E402
@@ -44,14 +44,6 @@ ROUNDS = 3
 PROMPT = "Tell me a long story."
 
 
-@dataclass
-class Stream:
-    ttft: float  # seconds
-    duration: float  # seconds, request -> last token
-    tokens: int
-    ok: bool
-
-
 async def direct_stream(client: httpx.AsyncClient, url: str, tokens: int) -> Stream:
     body = {
         "model": "tiny",
@@ -60,29 +52,7 @@ async def direct_stream(client: httpx.AsyncClient, url: str, tokens: int) -> Str
         "max_tokens": tokens,
         "logit_bias": {str(eot_token_id()): -100},
     }
-    started = time.perf_counter()
-    first: float | None = None
-    count = 0
-    finished = False
-    # As lean as a client can be: raw bytes split on newlines, json.loads per data line.
-    async with client.stream(
-        "POST", f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
-    ) as response:
-        buffer = b""
-        async for data in response.aiter_raw():
-            buffer += data
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                    continue
-                for choice in json.loads(line[6:]).get("choices") or ():
-                    if (choice.get("delta") or {}).get("content"):
-                        first = first or time.perf_counter()
-                        count += 1
-                    if choice.get("finish_reason"):
-                        finished = True
-    ended = time.perf_counter()
-    return Stream((first or ended) - started, ended - started, count, finished)
+    return await stream_chat(client, url, body, {"Authorization": f"Bearer {KEY}"})
 
 
 async def relay_stream(spec: EndpointSpec, tokens: int) -> Stream:

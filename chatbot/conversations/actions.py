@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatbot.bots.models import Bot
+from chatbot.lib import fanout
 
 from .broadcast import broadcast
 from .models import (
@@ -203,13 +204,17 @@ def receive_visitor_message(
         existing = Message.objects.filter(conversation=locked, client_id=client_id).first()
         if existing is not None:
             return Received(existing, locked, duplicate=True, reply_wanted=False)
-        attachments = list(
-            Attachment.objects.filter(
-                visitor=visitor,
-                public_id__in=ids,
-                message__isnull=True,
-                created_at__gte=timezone.now() - ATTACHMENT_CLAIM_WINDOW,
+        attachments = (
+            list(
+                Attachment.objects.filter(
+                    visitor=visitor,
+                    public_id__in=ids,
+                    message__isnull=True,
+                    created_at__gte=timezone.now() - ATTACHMENT_CLAIM_WINDOW,
+                )
             )
+            if ids
+            else []
         )
         if len(attachments) != len(ids):
             raise ActionError("not_found", "An attachment is unknown or already used.")
@@ -391,6 +396,7 @@ def start_reply(conversation_id: int) -> asyncio.Task[None]:
     """Start (or queue behind the running one) the bot's reply in this conversation."""
     from .replies import run_reply
 
+    fanout.start()  # the heartbeat that tells other processes this reply is alive
     loop = asyncio.get_running_loop()
     previous = _running.get(conversation_id)
     if previous is not None and previous.get_loop() is not loop:

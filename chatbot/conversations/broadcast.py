@@ -1,18 +1,16 @@
 """Announce conversation events to everyone watching `conv.<id>` (visitor tabs, agents).
 
-Callers in a transaction wrap these in `transaction.on_commit`: an event must never describe
-a row that a rollback took back.
+Callers in a transaction wrap `broadcast` in `transaction.on_commit`: an event must never
+describe a row that a rollback took back. Delivery goes through `chatbot.lib.fanout`: at once
+to this process's sockets, once through Redis to other processes; `broadcast` never waits for
+the event loop, so a database thread that commits is free at once.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
-log = logging.getLogger(__name__)
+from chatbot.lib import fanout
 
 EVENT_TYPE = "conv.event"
 
@@ -21,15 +19,11 @@ def group_for(conversation_id: int) -> str:
     return f"conv.{int(conversation_id)}"
 
 
-async def abroadcast(conversation_id: int, event: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        await layer.group_send(group_for(conversation_id), {"type": EVENT_TYPE, "event": event})
-    except Exception:  # a full channel or a Redis blip must not break the writer
-        log.exception("broadcast to conversation %s failed", conversation_id)
-
-
 def broadcast(conversation_id: int, event: dict[str, Any]) -> None:
-    async_to_sync(abroadcast)(conversation_id, event)
+    """From any thread (after commit): scheduled, not waited for."""
+    fanout.publish_soon(group_for(conversation_id), {"type": EVENT_TYPE, "event": event})
+
+
+async def abroadcast(conversation_id: int, event: dict[str, Any]) -> None:
+    """From the event loop (the reply task's deltas)."""
+    fanout.publish(group_for(conversation_id), {"type": EVENT_TYPE, "event": event})

@@ -17,10 +17,10 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from chatbot.lib.db import db_async
+from chatbot.lib.sockets import FanoutWebsocketConsumer
 from chatbot.tenants.middleware import SESSION_KEY
 from chatbot.tenants.models import Membership
 
@@ -77,41 +77,24 @@ def _conversation_in(tenant_id: int, public_id: object) -> Conversation | None:
     return Conversation.objects.filter(bot__tenant_id=tenant_id, public_id=public_id).first()
 
 
-class InboxConsumer(AsyncWebsocketConsumer):
+class InboxConsumer(FanoutWebsocketConsumer):
+    socket_kind = "dashboard"
     membership: Membership | None = None
     conversation_id: int | None = None
-    groups_joined: set[str]
 
     async def connect(self) -> None:
-        self.groups_joined = set()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not same_site_origin(self.scope):
             await self.close()  # refused before accept
             return
         session = self.scope.get("session")
         chosen = session.get(SESSION_KEY) if session is not None else None
-        self.membership = await database_sync_to_async(_membership)(user.pk, chosen)
+        self.membership = await db_async(_membership)(user.pk, chosen)
         if self.membership is None:
             await self.close()
             return
         self.user = user
         await self.accept()
-
-    async def disconnect(self, code: int) -> None:
-        if self.channel_layer is not None:
-            for group in list(self.groups_joined):
-                await self.channel_layer.group_discard(group, self.channel_name)
-        self.groups_joined = set()
-
-    async def _join(self, group: str) -> None:
-        if self.channel_layer is not None and group not in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups_joined.add(group)
-
-    async def _leave(self, group: str) -> None:
-        if self.channel_layer is not None and group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
-            self.groups_joined.discard(group)
 
     async def send_json(self, event: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(event, separators=(",", ":")))
@@ -134,10 +117,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
         assert self.membership is not None
         kind = frame["type"]
         if kind == "subscribe.inbox":
-            await self._join(inbox_group(self.membership.tenant_id))
+            await self.follow(inbox_group(self.membership.tenant_id))
             await self.send_json({"type": "subscribed", "to": "inbox"})
         elif kind == "subscribe.conversation":
-            conversation = await database_sync_to_async(_conversation_in)(
+            conversation = await db_async(_conversation_in)(
                 self.membership.tenant_id, frame.get("conversation")
             )
             if conversation is None:
@@ -145,9 +128,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 await self._error("not_found", "No such conversation.")
                 return
             if self.conversation_id is not None:
-                await self._leave(group_for(self.conversation_id))
+                self.unfollow(group_for(self.conversation_id))
             self.conversation_id = conversation.pk
-            await self._join(group_for(conversation.pk))
+            await self.follow(group_for(conversation.pk))
             await self.send_json(
                 {"type": "subscribed", "to": "conversation", "conversation": conversation.public_id}
             )
@@ -155,9 +138,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
             if self.conversation_id is None:
                 await self._error("not_subscribed", "Subscribe to a conversation first.")
                 return
-            await database_sync_to_async(agent_typing)(
-                self.conversation_id, self.user, self.channel_name
-            )
+            # No database trip: the name is the connected member's.
+            agent_typing(self.conversation_id, self.user, self.channel_name)
         elif kind == "ping":
             await self.send_json({"type": "pong"})
         else:

@@ -47,7 +47,10 @@ def message_payload(message: Message, *, text: str | None = None) -> dict[str, A
         "created_at": message.created_at.isoformat() if message.created_at else None,
         "feedback": message.feedback or None,
         "author": author,
-        "attachments": [attachment_payload(a) for a in message.attachments.all()],
+        # Only visitors attach files: no query for the other roles' messages.
+        "attachments": [attachment_payload(a) for a in message.attachments.all()]
+        if message.role == "visitor"
+        else [],
         "citations": list(message.citations or []),
         "error": error,
     }

@@ -1,9 +1,11 @@
 """The bot's reply: assemble the history, stream from the model route, publish, persist.
 
-Started only through `actions.start_reply`. The text so far lives in the shared cache
-(updated before each delta is broadcast) and in the message row (every few seconds), so a
-visitor reconnecting to any process gets it; see docs/widget-protocol.md, "Where the
-streaming text lives".
+Started only through `actions.start_reply`. The text so far lives in `streams` (updated
+before each delta is published) and in the message row (every few seconds), so a visitor
+reconnecting to any process gets it; see docs/widget-protocol.md, "Where the streaming text
+lives". Between the visitor's message and the upstream request there is one trip to a
+database thread (`_prepare`: the reply's row, the history, knowledge and the route); during
+the stream there is none per delta.
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
-from django.core.cache import cache
-
 from chatbot.bots.models import Bot
+from chatbot.lib.db import db_async
 from chatbot.llm.types import (
     ChatMessage,
     Event,
@@ -30,7 +31,7 @@ from chatbot.llm.types import (
     Usage,
 )
 
-from . import actions
+from . import actions, streams
 from .broadcast import abroadcast
 from .models import Conversation, Message, MessageStatus, Role
 
@@ -39,20 +40,14 @@ log = logging.getLogger(__name__)
 FLUSH_EVERY_SECONDS = 0.05
 PERSIST_EVERY_SECONDS = 2.0
 HISTORY_MESSAGES = 30
-PARTIAL_TTL_SECONDS = 600
-
-
-def partial_key(message_id: int) -> str:
-    return f"reply:{int(message_id)}"
-
-
-def read_partial(message_id: int) -> str | None:
-    value = cache.get(partial_key(message_id))
-    return value if isinstance(value, str) else None
 
 
 async def stream_reply(
-    bot: Bot, history: Sequence[ChatMessage], *, knowledge: Sequence[Any] = ()
+    bot: Bot,
+    history: Sequence[ChatMessage],
+    *,
+    knowledge: Sequence[Any] = (),
+    route: Any = None,
 ) -> AsyncIterator[Event]:
     """The LLM service's `stream_reply`, imported late so this module loads without it."""
     try:
@@ -60,8 +55,17 @@ async def stream_reply(
     except ImportError:
         yield Finish("error", StreamError("offline", "No model service is installed."))
         return
-    async for event in service_stream_reply(bot, history, knowledge=knowledge):
+    async for event in service_stream_reply(bot, history, knowledge=knowledge, route=route):
         yield event
+
+
+def _route(bot: Bot) -> Any:
+    """The bot's model route, read once per reply (None without the LLM service)."""
+    try:
+        from chatbot.llm.service import resolve_route
+    except ImportError:
+        return None
+    return resolve_route(bot)
 
 
 def route_accepts_images(bot: Bot) -> bool:
@@ -92,18 +96,30 @@ def _retrieve(bot: Bot, query: str) -> list[Any]:
         return []
 
 
-def _load_context(conversation_id: int) -> tuple[Bot, list[ChatMessage], list[Any], bool]:
+@dataclass
+class Context:
+    bot: Bot
+    history: list[ChatMessage]
+    knowledge: list[Any]
+    with_images: bool
+    route: Any = field(default=None)
+
+
+def _load_context(conversation_id: int) -> Context:
     conversation = Conversation.objects.select_related("bot").get(pk=conversation_id)
     bot = conversation.bot
-    rows = list(
+    route = _route(bot)
+    with_images = bool(route.accepts_images) if route is not None else False
+    history_rows = (
         Message.objects.filter(conversation=conversation)
         .exclude(role__in=[Role.NOTE, Role.SYSTEM])
         .exclude(status__in=[MessageStatus.STREAMING, MessageStatus.FAILED])
-        .prefetch_related("attachments")
-        .order_by("-seq")[:HISTORY_MESSAGES]
+        .order_by("-seq")
     )
+    if with_images:
+        history_rows = history_rows.prefetch_related("attachments")
+    rows = list(history_rows[:HISTORY_MESSAGES])
     rows.reverse()
-    with_images = route_accepts_images(bot)
     history: list[ChatMessage] = []
     for row in rows:
         if row.role == Role.VISITOR:
@@ -125,7 +141,15 @@ def _load_context(conversation_id: int) -> tuple[Bot, list[ChatMessage], list[An
             history.append(ChatMessage.text("assistant", row.text))
     last_visitor = next((r.text for r in reversed(rows) if r.role == Role.VISITOR), "")
     knowledge = _retrieve(bot, last_visitor) if last_visitor else []
-    return bot, history, knowledge, with_images
+    return Context(bot, history, knowledge, with_images, route)
+
+
+def _prepare(conversation_id: int) -> tuple[Message, Context] | None:
+    """The reply's `streaming` row and what the model needs, in one database trip."""
+    message = actions.create_reply_message(conversation_id)
+    if message is None:
+        return None
+    return message, _load_context(conversation_id)
 
 
 def _citations(knowledge: Sequence[Any]) -> list[dict[str, str]]:
@@ -139,10 +163,11 @@ def _citations(knowledge: Sequence[Any]) -> list[dict[str, str]]:
 
 
 async def run_reply(conversation_id: int) -> None:
-    message = await database_sync_to_async(actions.create_reply_message)(conversation_id)
-    if message is None:
+    prepared = await db_async(_prepare)(conversation_id)
+    if prepared is None:
         return
-    bot, history, knowledge, _ = await database_sync_to_async(_load_context)(conversation_id)
+    message, context = prepared
+    bot, history, knowledge = context.bot, context.history, context.knowledge
 
     text = ""
     sent = 0  # characters already broadcast
@@ -160,9 +185,9 @@ async def run_reply(conversation_id: int) -> None:
             if sent == len(text):
                 return
             snapshot = text
-            # Cache first, then broadcast: a reader who subscribed and then read the cache
+            # Stored first, then published: a reader who subscribed and then read the store
             # never misses the text in between.
-            await cache.aset(partial_key(message.pk), snapshot, timeout=PARTIAL_TTL_SECONDS)
+            await streams.save(conversation_id, message.seq, snapshot)
             delta = {"type": "delta", "seq": message.seq, "offset": sent, "text": snapshot[sent:]}
             sent = len(snapshot)
             await abroadcast(conversation_id, delta)
@@ -177,9 +202,7 @@ async def run_reply(conversation_id: int) -> None:
             await flush()
             if time.monotonic() - last_persist >= PERSIST_EVERY_SECONDS:
                 last_persist = time.monotonic()
-                keep_going = await database_sync_to_async(actions.save_partial_reply)(
-                    message.pk, text
-                )
+                keep_going = await db_async(actions.save_partial_reply)(message.pk, text)
                 if not keep_going and reply_task is not None:
                     stop_reason = StreamError("cancelled", "A person took over the conversation.")
                     reply_task.cancel()
@@ -187,7 +210,7 @@ async def run_reply(conversation_id: int) -> None:
 
     flusher_task = asyncio.create_task(flusher())
     try:
-        async for event in stream_reply(bot, history, knowledge=knowledge):
+        async for event in stream_reply(bot, history, knowledge=knowledge, route=context.route):
             if isinstance(event, Routed):
                 meta["endpoint"], meta["model"] = event.endpoint, event.model
             elif isinstance(event, TextDelta):
@@ -236,7 +259,7 @@ async def _store(
     else:
         status = MessageStatus.FAILED
     await asyncio.shield(
-        database_sync_to_async(actions.finish_reply)(
+        db_async(actions.finish_reply)(
             message.pk,
             text=text,
             status=status,
@@ -251,4 +274,4 @@ async def _store(
             citations=_citations(knowledge) if status == MessageStatus.COMPLETE else (),
         )
     )
-    await cache.adelete(partial_key(message.pk))
+    await streams.forget(message.conversation_id, message.seq)

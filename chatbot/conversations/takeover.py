@@ -18,11 +18,10 @@ import zoneinfo
 from datetime import datetime
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
+from chatbot.lib import fanout
 from chatbot.tenants.models import Membership, Tenant, User
 
 from .actions import ActionError, _lock, _next_seq, cancel_reply
@@ -61,15 +60,8 @@ def asks_for_a_person(text: str) -> bool:
 
 
 def broadcast_inbox(tenant_id: int, event: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(
-            inbox_group(tenant_id), {"type": INBOX_EVENT, "event": event}
-        )
-    except Exception:  # a Redis blip must not break the writer
-        log.exception("inbox broadcast for tenant %s failed", tenant_id)
+    """From any thread (after commit): scheduled, not waited for (see broadcast.py)."""
+    fanout.publish_soon(inbox_group(tenant_id), {"type": INBOX_EVENT, "event": event})
 
 
 def inbox_summary(conversation: Conversation) -> dict[str, Any]:

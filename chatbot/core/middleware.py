@@ -44,6 +44,8 @@ class RequestIdMiddleware:
                 extra={
                     "method": request.method,
                     "path": request.path,
+                    # The peer, or the forwarded visitor behind a TRUSTED_PROXIES proxy.
+                    "client": request.META.get("REMOTE_ADDR") or "-",
                     "status": response.status_code,
                     "ms": round((time.perf_counter() - started) * 1000, 1),
                 },

@@ -14,6 +14,9 @@ PUBLIC_URL_NAMES: frozenset[str] = frozenset(
         "demo",
         "healthz",
         "readyz",
+        # Prometheus: its own bearer token (METRICS_TOKEN), or loopback without a proxy when
+        # none is set; everyone else gets the same 404 as a missing page (chatbot/core/views.py).
+        "metrics",
         # allauth: the pages one uses before being logged in.
         "account_login",
         "account_signup",

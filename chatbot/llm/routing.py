@@ -10,6 +10,9 @@ caller keeps the partial text). Per endpoint it keeps, in this process:
 - three timeouts: connect (httpx), first token and the gap between tokens (a deadline that is
   pushed forward with each event and suspended while the caller holds an event).
 Cancelling the consuming task closes the upstream response, which closes its connection.
+
+Metrics (chatbot/core/metrics.py) are recorded at the slot, the first token and the end of an
+attempt, never per token.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from chatbot.core import metrics
 from chatbot.lib import outbound
 
 from .adapters import LLMError, adapter_for
@@ -84,12 +88,21 @@ class Breaker:
     def retry_in(self) -> float:
         return max(0.0, self.cooldown - (time.monotonic() - self.opened_at))
 
+    @property
+    def current_state(self) -> str:
+        """closed, half-open, or open; an open breaker whose cool-down has passed lets the
+        next request probe, so it counts as half-open."""
+        if self.state == "open" and not self.is_open:
+            return "half-open"
+        return self.state
+
 
 @dataclass
 class EndpointHealth:
     """What this process last saw of an endpoint, for the dashboard and `bot_model_status`."""
 
     breaker: Breaker
+    name: str = ""
     in_flight: int = 0
     last_ok_at: float | None = None  # time.time()
     last_error: StreamError | None = None
@@ -105,9 +118,15 @@ def health_for(spec: EndpointSpec) -> EndpointHealth:
     health = _health.get(key)
     if health is None:
         health = _health[key] = EndpointHealth(
-            Breaker(spec.breaker_failures, spec.breaker_cooldown)
+            Breaker(spec.breaker_failures, spec.breaker_cooldown), name=spec.label
         )
     return health
+
+
+def breaker_states() -> list[tuple[str, str, str]]:
+    """(key, endpoint name, breaker state) for every endpoint this process has tried, oldest
+    first (for /metrics; it may run on another thread, so it copies before reading)."""
+    return [(key, h.name, h.breaker.current_state) for key, h in list(_health.items())]
 
 
 def reset_state() -> None:
@@ -285,10 +304,14 @@ async def _attempt(
         return
     runtime = _runtime(spec)
     loop = asyncio.get_running_loop()
+    metric_label = metrics.endpoint_label(spec.key, spec.label)
+    queued_at = time.monotonic()
     try:
         async with asyncio.timeout(spec.queue_timeout):
             await runtime.slots.acquire()
     except TimeoutError:
+        if metric_label is not None:
+            metrics.queue_waited(metric_label, time.monotonic() - queued_at)
         breaker.release()
         outcome.append(
             StreamError(
@@ -299,6 +322,8 @@ async def _attempt(
             )
         )
         return
+    if metric_label is not None:
+        metrics.queue_waited(metric_label, time.monotonic() - queued_at)
     health.in_flight += 1
     sent = False
     ttft_ms: int | None = None
@@ -322,8 +347,11 @@ async def _attempt(
                                 # Streaming means healthy: close the breaker now rather than at
                                 # the end, so a long half-open probe does not hold others back.
                                 breaker.success()
-                                ttft_ms = int((time.monotonic() - started) * 1000)
+                                ttft = time.monotonic() - started
+                                ttft_ms = int(ttft * 1000)
                                 health.last_ttft_ms = ttft_ms
+                                if metric_label is not None:
+                                    metrics.first_token(metric_label, ttft)
                                 yield Routed(endpoint=spec.name, model=spec.model)
                             yield event
                         elif isinstance(event, Usage):
@@ -336,6 +364,10 @@ async def _attempt(
                             health.last_ok_at = time.time()
                             outcome.append(None)
                             timed = _timed(usage, spec, started, ttft_ms)
+                            if metric_label is not None:
+                                metrics.reply_ended(
+                                    metric_label, "complete", time.monotonic() - started
+                                )
                             _log_reply(timed, event.reason)
                             yield timed
                             yield event
@@ -366,7 +398,11 @@ async def _attempt(
         if classified.retry_same and not sent:
             retry_same.append(True)
     except (asyncio.CancelledError, GeneratorExit):
+        # The caller stopped (a takeover, a visitor who left): not the endpoint's doing, but
+        # a reply that had begun ends incomplete.
         breaker.release()
+        if sent and not outcome and metric_label is not None:  # outcome: it had finished
+            metrics.reply_ended(metric_label, "incomplete", time.monotonic() - started)
         raise
     finally:
         deadline.close()
@@ -379,6 +415,10 @@ async def _attempt(
     health.last_error = error
     health.last_error_at = time.time()
     outcome.append(error)
+    if metric_label is not None:
+        metrics.reply_ended(
+            metric_label, "incomplete" if sent else "failed", time.monotonic() - started
+        )
     if sent:
         timed = _timed(usage, spec, started, ttft_ms)
         _log_reply(timed, f"error:{error.code}")

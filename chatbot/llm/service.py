@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import httpx
-from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import Q
+
+from chatbot.lib.db import db_async
 
 from . import detect, registry
 from .adapters.base import LLMError, classify_transport, error_text, fail
@@ -91,15 +93,26 @@ def bot_model_status(bot: Bot) -> Literal["ok", "offline"]:
     return "ok" if any(_reachable(e) for e in bot_route(bot)) else "offline"
 
 
-def _route_specs(bot: Bot) -> list[EndpointSpec]:
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A bot's route as a reply uses it: the endpoints' specs in order, and whether any of
+    them reads images."""
+
+    specs: tuple[EndpointSpec, ...]
+    accepts_images: bool
+
+
+def resolve_route(bot: Bot) -> Route:
+    """Read the bot's route once (sync: the reply's database trip calls it)."""
+    endpoints = bot_route(bot)
     specs = []
-    for endpoint in bot_route(bot):
+    for endpoint in endpoints:
         problem = endpoint.secret_problem()
         if problem:
             log.error("llm: endpoint %s skipped: %s", endpoint.name, problem)
             continue
         specs.append(endpoint.spec())
-    return specs
+    return Route(tuple(specs), any(endpoint.images for endpoint in endpoints))
 
 
 async def stream_reply(
@@ -108,14 +121,18 @@ async def stream_reply(
     *,
     knowledge: Sequence[Passage] = (),
     max_tokens: int | None = None,
+    route: Route | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Stream the bot's reply to `history` (oldest first, ending with the visitor's message).
 
     Yields Routed, TextDelta..., Usage, Finish. Cancelling the consuming task (or closing this
-    generator) closes the upstream request.
+    generator) closes the upstream request. A caller that already read the route (in its own
+    database trip) passes it; otherwise it is read here.
     """
     try:
-        specs = await sync_to_async(_route_specs)(bot)
+        if route is None:
+            route = await db_async(resolve_route)(bot)
+        specs = list(route.specs)
     except Exception:
         log.exception("llm: cannot load the route of bot %s", getattr(bot, "pk", None))
         yield Finish(
@@ -166,7 +183,7 @@ async def embed(
     `embeddings`. Raises EmbeddingError when the endpoint fails.
     """
     if endpoint is None:
-        endpoint = await sync_to_async(_embedding_endpoint)()
+        endpoint = await db_async(_embedding_endpoint)()
         if endpoint is None:
             return None
     spec = endpoint.spec() if isinstance(endpoint, ModelEndpoint) else endpoint

@@ -73,6 +73,36 @@ class TestEnvironmentHelpers:
         with pytest.raises(ImproperlyConfigured, match="SITE_URL: expected a URL"):
             parley_settings.env_url("SITE_URL")
 
+    def test_env_rate_limits_reads_scopes_over_the_defaults(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("SOME_LIMITS", '{"send:ip": [100000, 60], "connect:ip": [5, 1]}')
+        limits = parley_settings.env_rate_limits("SOME_LIMITS", ["send:ip", "connect:ip"])
+        assert limits == {"send:ip": (100000, 60), "connect:ip": (5, 1)}
+        monkeypatch.setenv("SOME_LIMITS", "")
+        assert parley_settings.env_rate_limits("SOME_LIMITS", ["send:ip"]) == {}
+
+    @pytest.mark.parametrize(
+        ("raw", "complaint"),
+        [
+            ("100000", "expected a JSON object"),
+            ("{send:ip: 1}", "expected JSON like"),
+            ('{"send:everything": [1, 60]}', "unknown scope 'send:everything'; known: send:ip"),
+            ('{"send:ip": [0, 60]}', "'send:ip' must be [count, window seconds]"),
+            ('{"send:ip": [true, 60]}', "'send:ip' must be [count, window seconds]"),
+            ('{"send:ip": [1.5, 60]}', "'send:ip' must be [count, window seconds]"),
+            ('{"send:ip": 60}', "'send:ip' must be [count, window seconds]"),
+        ],
+    )
+    def test_env_rate_limits_names_what_is_wrong(
+        self, monkeypatch: pytest.MonkeyPatch, raw: str, complaint: str
+    ) -> None:
+        monkeypatch.setenv("SOME_LIMITS", raw)
+        with pytest.raises(ImproperlyConfigured) as caught:
+            parley_settings.env_rate_limits("SOME_LIMITS", ["send:ip"])
+        assert str(caught.value).startswith("SOME_LIMITS: ")
+        assert complaint in str(caught.value)
+
 
 class TestBadConfigurationStopsStartup:
     def test_malformed_database_url_is_one_clear_line(self) -> None:
@@ -192,6 +222,16 @@ def test_a_bad_allowed_range_names_the_variable() -> None:
     result = run_manage("check", OUTBOUND_ALLOW_CIDRS="10.0.0.0/8,not-a-range")
     assert result.returncode == 2
     assert "OUTBOUND_ALLOW_CIDRS: 'not-a-range' is not an address range" in result.stderr
+
+
+def test_widget_rate_limits_come_from_the_environment() -> None:
+    show = "from django.conf import settings; print(sorted(settings.WIDGET_RATE_LIMITS.items()))"
+    result = run_manage("shell", "-c", show, WIDGET_RATE_LIMITS='{"send:ip": [100000, 60]}')
+    assert result.returncode == 0, result.stderr
+    assert "[('send:ip', (100000, 60))]" in result.stdout
+    result = run_manage("check", WIDGET_RATE_LIMITS='{"send:ip": [100000]}')
+    assert result.returncode == 2
+    assert result.stderr.startswith("parley: configuration error: WIDGET_RATE_LIMITS: 'send:ip'")
 
 
 def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:

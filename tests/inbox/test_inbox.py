@@ -269,7 +269,7 @@ class TestTakeover:
             conversation.visitor, conversation, client_id="after", text="Thanks, and returns?"
         )
         assert received.reply_wanted
-        _bot, history, _knowledge, _ = replies._load_context(conversation.pk)
+        history = replies._load_context(conversation.pk).history
         texts = [(m.role, m.parts[0].text) for m in history]  # type: ignore[union-attr]
         assert ("assistant", "Your order ships Tuesday.") in texts
         assert all("do not tell" not in text for _, text in texts)

@@ -46,6 +46,6 @@ def test_an_undecryptable_endpoint_is_skipped_and_shown(
     with override_settings(FIELD_ENCRYPTION_KEY="new key " * 5, LLM_ENDPOINTS_JSON=""):
         bot = Bot.objects.create(tenant=acme, name="B")
         service.set_bot_route(bot, [endpoint.pk])
-        assert service._route_specs(bot) == []
+        assert service.resolve_route(bot).specs == ()
         page = client_for(alice).get(reverse("llm:endpoints")).content.decode()
     assert "cannot be decrypted" in page

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# The commands always run on the embedded defaults: one run of make test is enough.
+pytestmark = pytest.mark.embedded
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

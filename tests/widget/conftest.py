@@ -98,7 +98,12 @@ class ScriptedModel:
     calls: int = 0
 
     async def __call__(
-        self, bot: Bot, history: Sequence[ChatMessage], *, knowledge: Sequence[Any] = ()
+        self,
+        bot: Bot,
+        history: Sequence[ChatMessage],
+        *,
+        knowledge: Sequence[Any] = (),
+        route: Any = None,
     ) -> AsyncIterator[Event]:
         self.calls += 1
         self.histories.append(list(history))

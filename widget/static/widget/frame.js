@@ -714,6 +714,7 @@
     if (!incoming || typeof incoming.seq !== 'number') return;
     const known = messages.get(incoming.seq);
     const msg = known ? Object.assign(known, incoming) : { ...incoming };
+    msg.points = undefined; // the server's text replaces what the deltas built
     if (msg.client_id && pending.has(msg.client_id)) {
       const local = pending.get(msg.client_id);
       pending.delete(msg.client_id);
@@ -738,6 +739,17 @@
     }
   }
 
+  // Stream offsets count Unicode code points (the server's string indices), not the UTF-16
+  // units of a JS string: an emoji is one code point and two units.
+  function codePoints(text) {
+    let count = text.length;
+    for (let i = 0; i < text.length; i++) {
+      const unit = text.charCodeAt(i);
+      if (unit >= 0xd800 && unit < 0xdc00) count--;
+    }
+    return count;
+  }
+
   function onDelta(frame) {
     let msg = messages.get(frame.seq);
     if (!msg) {
@@ -745,10 +757,20 @@
       messages.set(frame.seq, msg);
       lastSeq = Math.max(lastSeq, frame.seq);
     }
-    const have = msg.text.length;
-    if (frame.offset + frame.text.length <= have) return; // a repeat after a resume
-    if (frame.offset > have) return reconnect(0); // a gap: resume fills it from the server
-    msg.text = msg.text.slice(0, frame.offset) + frame.text;
+    if (msg.status !== 'streaming' && msg.status !== undefined) return; // already final
+    const have = msg.points === undefined ? (msg.points = codePoints(msg.text)) : msg.points;
+    const end = frame.offset + codePoints(frame.text);
+    if (end <= have) return; // a repeat after a resume or a fetch
+    if (frame.offset > have) {
+      // A gap (an event lost between processes): ask for the missing text, once per offset.
+      if (msg.fetching !== have) {
+        msg.fetching = have;
+        send({ type: 'reply.fetch', seq: frame.seq, offset: have });
+      }
+      return;
+    }
+    msg.text += frame.offset < have ? Array.from(frame.text).slice(have - frame.offset).join('') : frame.text;
+    msg.points = end;
     msg.status = 'streaming';
     msg.live = true;
     awaitingReplyAfter = 0;

@@ -54,16 +54,39 @@ class Command(BaseCommand):
             f"(database: {'PostgreSQL' if settings.DB_IS_POSTGRES else 'SQLite'}, "
             f"redis: {'yes' if settings.REDIS_URL else 'no, in-memory layer'})"
         )
-        uvicorn.run(
-            "chatbot.asgi:application",
-            host=options["host"],
-            port=options["port"],
-            workers=options["workers"],
-            reload=options["reload"],
-            lifespan="off",
-            log_config=None,  # Django's LOGGING already formats every line
-            proxy_headers=True,
-        )
+        # No broker, so no `celery beat`: this process keeps the schedule (retention purges,
+        # the stale-reply sweep, knowledge re-syncs). With --workers or --reload it runs in
+        # the supervising process; the tasks' work is in the database either way.
+        running_periodic = None
+        if settings.PERIODIC_TASKS_IN_PROCESS:
+            from chatbot.core import periodic
+
+            running_periodic = periodic.start()
+            self.stdout.write(
+                "parley: periodic tasks run in-process (no REDIS_URL, so no celery beat): "
+                f"{', '.join(settings.CELERY_BEAT_SCHEDULE)}; timetable in "
+                f"{periodic.state_file()}"
+            )
+        try:
+            uvicorn.run(
+                "chatbot.asgi:application",
+                host=options["host"],
+                port=options["port"],
+                workers=options["workers"],
+                reload=options["reload"],
+                # The lifespan tells the periodic tasks which event loop serves (see
+                # chatbot/core/periodic.py).
+                lifespan="on",
+                log_config=None,  # Django's LOGGING already formats every line
+                # Client address and scheme from X-Forwarded-For/-Proto, for HTTP and
+                # WebSocket alike, only when the peer is one of these (not uvicorn's
+                # FORWARDED_ALLOW_IPS: one setting, validated, in settings.py).
+                proxy_headers=True,
+                forwarded_allow_ips=settings.TRUSTED_PROXIES,
+            )
+        finally:
+            if running_periodic is not None:
+                running_periodic.stop()
 
 
 def render_demo_host() -> str | None:
