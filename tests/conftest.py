@@ -24,6 +24,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.personas",
     "tests.fixtures.llama",
+    "tests.fixtures.install",
 ]
 
 

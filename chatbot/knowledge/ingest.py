@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -205,15 +207,52 @@ def _lock_key(source: Source) -> str:
     return f"knowledge:sync:{source.pk}"
 
 
+# One sync per source at a time. The lock is a lease a thread renews while the sync runs: a
+# sync that dies with its worker (SIGKILL, OOM) stops renewing, and the source is free again
+# within LOCK_SECONDS, so the task Celery delivers again (acks_late) can run it. A lock held
+# for the whole sync budget would refuse that re-run for a quarter of an hour.
+LOCK_SECONDS = 30
+LOCK_RENEW_SECONDS = 10
+
+
+class _Lease:
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.token = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew, name=f"lease {key}", daemon=True)
+
+    def acquire(self) -> bool:
+        if not cache.add(self.key, self.token, timeout=LOCK_SECONDS):
+            return False
+        self._renewer.start()
+        return True
+
+    def _renew(self) -> None:
+        while not self._stop.wait(LOCK_RENEW_SECONDS):
+            try:
+                # Gone (Redis restarted without its data): take it again if nobody else has.
+                if not cache.touch(self.key, LOCK_SECONDS):
+                    cache.add(self.key, self.token, timeout=LOCK_SECONDS)
+            except Exception:  # the cache may be briefly away; the next round tries again
+                log.warning("knowledge: could not renew %s", self.key, exc_info=True)
+
+    def release(self) -> None:
+        self._stop.set()
+        self._renewer.join()
+        if cache.get(self.key) == self.token:
+            cache.delete(self.key)
+
+
 def sync_source(source: Source) -> bool:
     """Sync the source now. Returns False when another sync of it is already running."""
-    lock_seconds = conf.sync_seconds() + 60
-    if not cache.add(_lock_key(source), "1", timeout=lock_seconds):
+    lease = _Lease(_lock_key(source))
+    if not lease.acquire():
         return False
     try:
         _sync(source)
     finally:
-        cache.delete(_lock_key(source))
+        lease.release()
     return True
 
 

@@ -180,6 +180,74 @@ def test_a_second_sync_while_one_runs_is_skipped(acme_bot: Bot) -> None:
     assert tasks.sync_source.apply(args=[source.pk]).get() == "already-running"
 
 
+def test_a_running_sync_keeps_its_lock_past_the_lease(
+    acme_bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setattr(ingest, "LOCK_SECONDS", 1)
+    monkeypatch.setattr(ingest, "LOCK_RENEW_SECONDS", 0.2)
+    source = Source.objects.create(bot=acme_bot, kind="text", title="t", body="text")
+    seen_during: list[bool] = []
+
+    def long_sync(running: Source) -> None:
+        time.sleep(1.6)  # longer than the lease: only renewals keep it
+        seen_during.append(ingest.sync_source(running))
+
+    monkeypatch.setattr(ingest, "_sync", long_sync)
+    assert ingest.sync_source(source) is True
+    assert seen_during == [False]  # a second sync was refused all along
+    monkeypatch.undo()
+    assert ingest.sync_source(source) is True  # and the lock went with the first
+
+
+def test_the_lock_of_a_sync_that_died_lapses_within_the_lease(
+    acme_bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setattr(ingest, "LOCK_SECONDS", 1)
+    source = Source.objects.create(bot=acme_bot, kind="text", title="t", body="text")
+    # A sync whose worker is killed: it took the lock, then stopped renewing it and never
+    # released it.
+    lease = ingest._Lease(ingest._lock_key(source))
+    assert lease.acquire()
+    lease._stop.set()
+    lease._renewer.join()
+    assert ingest.sync_source(source) is False
+    time.sleep(1.2)
+    assert ingest.sync_source(source) is True
+    source.refresh_from_db()
+    assert source.status == SourceStatus.READY
+
+
+def test_a_redelivered_sync_that_finds_its_source_locked_comes_back_later(
+    acme_bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery.exceptions import Retry
+    from django.core.cache import cache
+
+    source = Source.objects.create(bot=acme_bot, kind="text", title="t", body="text")
+    cache.add(f"knowledge:sync:{source.pk}", "the dead run's lock")
+    retries: list[dict[str, Any]] = []
+
+    def record_retry(**options: Any) -> Retry:
+        retries.append(options)
+        return Retry()
+
+    monkeypatch.setattr(tasks.sync_source, "retry", record_retry)
+    tasks.sync_source.push_request(delivery_info={"redelivered": True}, retries=0)
+    try:
+        with pytest.raises(Retry):
+            tasks.sync_source.run(source.pk)
+    finally:
+        tasks.sync_source.pop_request()
+    assert retries == [{"countdown": ingest.LOCK_SECONDS / 2, "max_retries": tasks.LOCKED_RETRIES}]
+    # A fresh duplicate (a second "Sync now") is skipped, not retried.
+    assert tasks.sync_source.apply(args=[source.pk]).get() == "already-running"
+    assert len(retries) == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_without_a_broker_a_sync_runs_in_a_background_thread(
     acme_bot: Bot, settings: Any, monkeypatch: pytest.MonkeyPatch
