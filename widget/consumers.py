@@ -92,6 +92,7 @@ class WidgetConsumer(FanoutWebsocketConsumer):
     session: WidgetSession | None = None
     group: str | None = None
     hello_timer: asyncio.Task[None] | None = None
+    orphan_watch: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         key = self.scope["url_route"]["kwargs"]["public_key"]
@@ -122,6 +123,17 @@ class WidgetConsumer(FanoutWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.hello_timer is not None:
             self.hello_timer.cancel()
+        if self.orphan_watch is not None:
+            self.orphan_watch.cancel()
+
+    def _watch_orphans(self) -> None:
+        """Watch replies of other processes that this socket resumed (at most one watcher)."""
+        session = self.session
+        if session is None or not session.watch:
+            return
+        if self.orphan_watch is not None:
+            self.orphan_watch.cancel()
+        self.orphan_watch = asyncio.create_task(session.watch_orphans())
 
     async def _follow(self) -> None:
         """Subscribe to the session's current conversation (before reading its state)."""
@@ -191,6 +203,7 @@ class WidgetConsumer(FanoutWebsocketConsumer):
         await self._follow()
         for event in await db_async(session.sync_ready)(frame.get("resume_after_seq") or 0):
             await self.send_json(event)
+        self._watch_orphans()
 
     async def _refresh(self, frame: dict[str, Any]) -> None:
         assert self.session is not None
@@ -207,6 +220,7 @@ class WidgetConsumer(FanoutWebsocketConsumer):
         await self._follow()
         for event in events:
             await self.send_json(event)
+        self._watch_orphans()
         if reply_conversation is not None:
             actions.start_reply(reply_conversation)
 

@@ -8,6 +8,7 @@ Methods prefixed `sync_` touch the database and run in a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +126,9 @@ class WidgetSession:
     conversation: Conversation | None = None
     # seq → characters of that streaming message this client already has.
     streamed: dict[int, int] = field(default_factory=dict)
+    # Streaming replies of other processes that the transport should watch (see
+    # `watch_orphans`): (conversation id, seq, owner process).
+    watch: list[tuple[int, int, str]] = field(default_factory=list)
     sender: str = ""
 
     # --- Opening a conversation -------------------------------------------------------------
@@ -180,10 +184,15 @@ class WidgetSession:
             ):
                 # Its process died (its heartbeat stopped, or a live reply would have saved
                 # within minutes): settle it now, so the visitor can retry.
+                kept = (
+                    partial.text
+                    if partial is not None and len(partial.text) > len(row.text)
+                    else row.text
+                )
                 row = actions.finish_reply(
                     row.pk,
-                    text=row.text,
-                    status=MessageStatus.INCOMPLETE if row.text else MessageStatus.FAILED,
+                    text=kept,
+                    status=MessageStatus.INCOMPLETE if kept else MessageStatus.FAILED,
                     error_code="interrupted",
                     error_message="The reply was interrupted.",
                 )
@@ -195,8 +204,22 @@ class WidgetSession:
                     else row.text
                 )
                 self.streamed[row.seq] = len(text)
+                if partial is not None and partial.owner != fanout.PROCESS_ID:
+                    # Run by another process: watch it, in case it died a moment ago (its
+                    # heartbeat outlives it by a few seconds).
+                    self.watch.append((row.conversation_id, row.seq, partial.owner))
             events.append({"type": "message", "message": message_payload(row, text=text)})
         return events
+
+    async def watch_orphans(self) -> None:
+        """Until each watched reply stops streaming, check every heartbeat whether its process
+        is still alive; a dead one's reply is marked interrupted (and announced)."""
+        watched, self.watch = self.watch, []
+        while watched:
+            await asyncio.sleep(fanout.HEARTBEAT_EVERY_SECONDS)
+            watched = [
+                item for item in watched if not await db_async(actions.settle_if_orphaned)(*item)
+            ]
 
     # --- Filtering the group's events -------------------------------------------------------
 

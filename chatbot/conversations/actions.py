@@ -377,6 +377,35 @@ def sweep_stale_replies(older_than: timedelta = STALE_REPLY_AFTER) -> int:
     return len(stale)
 
 
+def settle_if_orphaned(conversation_id: int, seq: int, owner: str) -> bool:
+    """Mark a `streaming` reply interrupted when the process running it (`owner`) has
+    stopped; True once the reply is no longer streaming (settled here or finished)."""
+    from chatbot.lib import fanout
+
+    from . import streams
+
+    if fanout.process_alive(owner):
+        return not Message.objects.filter(
+            conversation_id=conversation_id, seq=seq, status=MessageStatus.STREAMING
+        ).exists()
+    row = Message.objects.filter(
+        conversation_id=conversation_id, seq=seq, status=MessageStatus.STREAMING
+    ).first()
+    if row is not None:
+        partial = streams.read(conversation_id, seq)
+        text = (
+            partial.text if partial is not None and len(partial.text) > len(row.text) else row.text
+        )
+        finish_reply(
+            row.pk,
+            text=text,
+            status=MessageStatus.INCOMPLETE if text else MessageStatus.FAILED,
+            error_code="interrupted",
+            error_message="The reply was interrupted.",
+        )
+    return True
+
+
 def can_retry_reply(visitor: Visitor, conversation: Conversation) -> bool:
     last = (
         Message.objects.filter(conversation=conversation)

@@ -383,8 +383,7 @@ def build(
         METRICS_TOKEN=metrics_token,
         ACCOUNT_EMAIL_VERIFICATION="none",
         # A task whose worker died is delivered again after this many seconds (acks_late);
-        # kombu's default is an hour. TODO(lead): settings.py does not read it yet; it is
-        # meant for CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] (see the report).
+        # kombu's default is an hour (settings: CELERY_BROKER_TRANSPORT_OPTIONS).
         CELERY_VISIBILITY_TIMEOUT="15",
         LOG_LEVEL="INFO",
     )

@@ -142,7 +142,7 @@ class TestInterrupted:
         assert message["status"] == "incomplete"
         assert message["error"]["code"] == "interrupted"
         row = await database_sync_to_async(Message.objects.get)(pk=reply.pk)
-        assert row.status == "incomplete" and row.text == "Half"
+        assert row.status == "incomplete" and row.text == "Half a reply"  # the longer text kept
         # And the visitor can ask again.
         assert await database_sync_to_async(actions.can_retry_reply)(visitor, conversation)
         await comm.disconnect()
@@ -163,6 +163,30 @@ class TestInterrupted:
         message = (await receive(comm))["message"]
         assert message["status"] == "streaming"
         assert message["text"] == "Half a reply"
+        await comm.disconnect()
+
+    async def test_a_reply_whose_process_dies_just_after_the_resume_is_marked_too(
+        self, acme_bot: Bot, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(fanout, "HEARTBEAT_EVERY_SECONDS", 0.1)
+        reply = await database_sync_to_async(_streaming_reply)(acme_bot)
+        conversation = await database_sync_to_async(lambda: reply.conversation)()
+        visitor = await database_sync_to_async(lambda: conversation.visitor)()
+        client = redis_clients.sync_client()
+        assert client is not None
+        client.set(streams._key(conversation.pk, reply.seq), "dyingprocess\nHalf a reply")
+        client.set(fanout.alive_key("dyingprocess"), 1, ex=30)
+
+        token, _ = await make_token(acme_bot, visitor=visitor)
+        comm, _ = await hello(
+            acme_bot, token, conversation=conversation.public_id, resume_after_seq=1
+        )
+        assert (await receive(comm))["message"]["status"] == "streaming"
+        client.delete(fanout.alive_key("dyingprocess"))  # its heartbeat stops
+        settled = await receive_until(comm, is_final_reply)
+        assert settled[-1]["message"]["status"] == "incomplete"
+        assert settled[-1]["message"]["text"] == "Half a reply"
+        assert settled[-1]["message"]["error"]["code"] == "interrupted"
         await comm.disconnect()
 
 
