@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from chatbot.bots.models import Bot
@@ -167,7 +167,10 @@ class WidgetSession:
             return events
         stale_before = timezone.now() - actions.STALE_REPLY_AFTER
         rows = (
-            Message.objects.filter(conversation=conversation, seq__gt=after_seq)
+            # A reply still streaming comes again even if the client saw its seq: it missed
+            # the text streamed while it was away (and this socket may have to watch it).
+            Message.objects.filter(conversation=conversation)
+            .filter(Q(seq__gt=after_seq) | Q(status=MessageStatus.STREAMING))
             .exclude(role=Role.NOTE)
             .select_related("author")
             .prefetch_related("attachments")

@@ -40,9 +40,9 @@ PROCESS_ID = uuid.uuid4().hex[:16]
 
 
 def _new_process_id() -> None:
-    global PROCESS_ID, _hub
+    global PROCESS_ID
     PROCESS_ID = uuid.uuid4().hex[:16]  # a forked child is another process
-    _hub = None
+    _hubs.clear()
 
 
 os.register_at_fork(after_in_child=_new_process_id)
@@ -254,18 +254,28 @@ class Hub:
             await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
 
-_hub: Hub | None = None
+# One hub per running event loop: production has one loop per process; tests run a live
+# server's loop beside others, and a subscriber must not be forgotten when another loop
+# publishes.
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
 _hub_lock = threading.Lock()
 
 
 def hub() -> Hub:
-    """The running loop's hub (one per process in production; tests get one per loop)."""
-    global _hub
+    """The running loop's hub."""
     loop = asyncio.get_running_loop()
     with _hub_lock:
-        if _hub is None or _hub.loop is not loop or loop.is_closed():
-            _hub = Hub(loop)
-        return _hub
+        for stale in [other for other in _hubs if other.is_closed()]:
+            del _hubs[stale]
+        current = _hubs.get(loop)
+        if current is None:
+            current = _hubs[loop] = Hub(loop)
+        return current
+
+
+def _live_hubs() -> list[Hub]:
+    with _hub_lock:
+        return [h for h in _hubs.values() if h.loop.is_running() and not h.loop.is_closed()]
 
 
 def start() -> None:
@@ -285,23 +295,30 @@ def unsubscribe(group: str, queue: asyncio.Queue[Event]) -> None:
 
 def publish(group: str, event: Event) -> None:
     """Publish from code running on the event loop."""
-    hub().publish(group, event)
+    current = hub()
+    current.publish(group, event)
+    for other in _live_hubs():
+        if other is not current:
+            other.loop.call_soon_threadsafe(other.deliver, group, event)
 
 
 def publish_soon(group: str, event: Event) -> None:
-    """Publish from any thread without waiting: on the hub's loop when there is one."""
-    current = _hub
-    if current is not None and not current.loop.is_closed() and current.loop.is_running():
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is current.loop:
-            current.publish(group, event)
-        else:
-            current.loop.call_soon_threadsafe(current.publish, group, event)
+    """Publish from any thread without waiting: on the hubs' loops when there are any."""
+    hubs = _live_hubs()
+    if not hubs:
+        _publish_without_hub(group, event)
         return
-    _publish_without_hub(group, event)
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    for n, target in enumerate(hubs):
+        # The first hub also sends to the other processes; the rest deliver locally.
+        send = target.publish if n == 0 else target.deliver
+        if running is target.loop:
+            send(group, event)
+        else:
+            target.loop.call_soon_threadsafe(send, group, event)
 
 
 def _publish_without_hub(group: str, event: Event, sender: str | None = None) -> None:
