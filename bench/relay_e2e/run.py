@@ -193,7 +193,11 @@ class Bench:
         self.args = args
         self.plan = plan
         self.standin = standin
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+        # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: reusing
+        # one the server is closing at that moment fails the request (httpx.ReadError).
+        limits = httpx.Limits(
+            max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=2.0
+        )
         self.http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300))
 
     # --- Visitors -------------------------------------------------------------------------------
