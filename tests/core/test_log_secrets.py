@@ -23,10 +23,15 @@ from chatbot.core.logging import LineFormatter, RequestIdFilter, redact
 from chatbot.tenants import actions as tenant_actions
 from chatbot.tenants.models import Membership, Role, Tenant, User
 from tests.tenants.helpers import last_link, path_of
-from tests.widget.conftest import SHOP, acme_bot  # noqa: F401 (fixture)
+from tests.widget.conftest import SHOP
 from tests.widget.test_http import SITE, identity_token, post_session, small_png
 
 METRICS_TOKEN = "metrics-token-0123456789abcdef"
+
+
+@pytest.fixture
+def acme_bot(acme: Tenant) -> Bot:
+    return Bot.objects.create(tenant=acme, name="Acme help", allowed_origins=[SHOP])
 
 
 @pytest.fixture
