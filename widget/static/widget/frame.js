@@ -923,7 +923,8 @@
       }
     }
     if (msg.role === 'assistant' && (msg.status === 'incomplete' || msg.status === 'failed')) {
-      const offline = msg.error && /offline|upstream|unavailable/.test(msg.error.code || '');
+      // The code picks the wording; the server never sends the operator's detail here.
+      const offline = msg.error && /^(offline|upstream|unavailable|connect|timeout|auth|not_found|overloaded|rate_limited)$/.test(msg.error.code || '');
       meta.append(el('span', 'state', t(offline ? 'assistantOffline' : 'incomplete')));
       if (msg.seq === lastSeq) {
         const retry = meta.appendChild(el('button', 'link', t('tryAgain')));
