@@ -25,6 +25,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -215,13 +216,21 @@ def frame_csp(bot: Bot, *, preview: bool) -> str:
     )
 
 
-def frame_context(bot: Bot, *, preview: bool) -> dict[str, Any]:
+def _csrf_passes(request: HttpRequest) -> bool:
+    """Django's CSRF check, for the one cookie-trusting case of a CSRF-exempt view."""
+    check = CsrfViewMiddleware(lambda _request: HttpResponse())
+    return check.process_view(request, None, (), {}) is None
+
+
+def frame_context(bot: Bot, *, preview: bool, csrf: str = "") -> dict[str, Any]:
     site = site_origin()
     ws = site.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     return {
         "bot": _public_config(bot),
         "site": site,
         "preview": preview,
+        # The preview's session request trusts the member's cookie, so it carries the token.
+        "csrf": csrf,
         "urls": {
             "session": reverse("widget:session"),
             "send": reverse("widget:send"),
@@ -246,7 +255,8 @@ def frame(request: HttpRequest, key: str) -> HttpResponse:
         )
         response["Content-Security-Policy"] = "default-src 'none'; frame-ancestors *"
         return response
-    response = render(request, "widget/frame.html", {"config": frame_context(bot, preview=preview)})
+    config = frame_context(bot, preview=preview, csrf=get_token(request) if preview else "")
+    response = render(request, "widget/frame.html", {"config": config})
     response["Content-Security-Policy"] = frame_csp(bot, preview=preview)
     response["Referrer-Policy"] = "no-referrer"
     return response
@@ -287,7 +297,12 @@ def session(request: HttpRequest) -> HttpResponse:
     request_origin = request.headers.get("Origin")
     if request_origin not in (site_origin(), page_origin):
         return error_response("origin_not_allowed", "Request from a site that is not allowed.")
-    preview = page_origin == site_origin() and _is_manager_of(request, bot)
+    # The endpoint is CSRF-exempt because sites embedding the widget send no cookies; a
+    # preview is the one session that trusts the member's cookie, so it must also pass the
+    # CSRF check every dashboard POST passes (the preview frame sends the token).
+    preview = (
+        page_origin == site_origin() and _is_manager_of(request, bot) and _csrf_passes(request)
+    )
     if not preview:
         if not bot.allows_origin(page_origin):
             return error_response("origin_not_allowed", "This site is not allowed to use this bot.")

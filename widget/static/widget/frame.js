@@ -326,8 +326,10 @@
     }
     const response = await fetch(urls.session, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      // Only the dashboard's preview proves who it is with the member's cookie.
+      headers: cfg.preview
+        ? { 'Content-Type': 'application/json', 'X-CSRFToken': cfg.csrf }
+        : { 'Content-Type': 'application/json' },
+      // Only the dashboard's preview proves who it is with the member's cookie (and CSRF token).
       credentials: cfg.preview ? 'same-origin' : 'omit',
       body: JSON.stringify({
         bot: bot.key,
