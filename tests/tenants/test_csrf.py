@@ -39,7 +39,7 @@ def csrf_urls() -> list[str]:
     urls = [
         r.sample_url() for r in iter_routes() if not _exempt(r) and not r.route.startswith("admin/")
     ]
-    return urls + ["/admin/login/", "/admin/tenants/tenant/add/", "/admin/tenants/tenant/1/change/"]
+    return [*urls, "/admin/login/", "/admin/tenants/tenant/add/", "/admin/tenants/tenant/1/change/"]
 
 
 def logged_in(user: User) -> Client:
