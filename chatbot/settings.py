@@ -387,7 +387,17 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
-ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Every flow that sends an email is limited per address (the victim of a flood) and per
+# client; allauth counts in the cache (Redis when configured: shared by every process).
+# allauth's defaults allow 20 sign-ups a minute per address and 5 reset emails a minute to one
+# mailbox; "invite" and "invite_address" are Parley's (dashboard team page).
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "5/m/ip,20/h/ip",
+    "reset_password": "5/m/ip,20/h/ip,3/h/key",
+    "invite": "10/m/user,50/h/user,100/d/key",  # key: the workspace
+    "invite_address": "3/h/key",  # key: the invited address
+}
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = _site.scheme
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 # Sign-up asks for the workspace name and makes the new user its owner (chatbot/tenants).
