@@ -3,6 +3,8 @@ another (neither sent in their message nor reached through a forged name)."""
 
 from __future__ import annotations
 
+import io
+import threading
 import time
 from typing import Any
 from unittest import mock
@@ -18,9 +20,9 @@ from chatbot.conversations.models import Attachment, Message
 from chatbot.conversations.payloads import ATTACHMENT_SALT, attachment_url
 from widget.views import ATTACHMENT_URL_MAX_AGE
 
-from .conftest import ScriptedModel, receive
+from .conftest import ScriptedModel, receive, session_token
 from .test_consumer import hello, make_token
-from .test_http import small_png
+from .test_http import SITE, small_png
 
 
 @pytest.fixture
@@ -78,3 +80,31 @@ async def test_another_visitors_attachment_ids_are_refused_in_message_send(
     assert refreshed.message_id is None  # still unclaimed, still the other visitor's
     assert not await database_sync_to_async(Message.objects.exists)()
     assert model.calls == 0
+
+
+@pytest.mark.django_db
+def test_images_are_re_encoded_in_the_heavy_work_pool(
+    acme_bot: Bot, media: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from widget import views
+
+    threads: list[str] = []
+    real = views.clean_image
+
+    def recording(data: bytes) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(data)
+
+    monkeypatch.setattr(views, "clean_image", recording)
+    monkeypatch.setattr(views, "route_accepts_images", lambda bot: True)
+    token, _visitor = session_token(acme_bot)
+    image = io.BytesIO(small_png())
+    image.name = "p.png"
+    response = Client().post(
+        "/widget/api/attachments",
+        {"file": image},
+        headers={"Authorization": f"Bearer {token}", "Origin": SITE},
+    )
+    assert response.status_code == 201, response.content
+    # Neither the event loop nor the thread that serves every tenant's database calls.
+    assert len(threads) == 1 and threads[0].startswith("parley-heavy")
