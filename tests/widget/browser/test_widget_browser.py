@@ -328,6 +328,52 @@ def test_frame_and_loader_ignore_messages_from_other_windows_and_origins(
     frame.wait_for_function(CLOSED, polling=50)
 
 
+def test_the_chat_frame_ignores_messages_a_foreign_origin_really_posts_to_it(
+    page: Any, shop: Shop, host_sites: Callable[[], HostSite]
+) -> None:
+    # No foreign window finds the frame on its own (closed shadow root: not in parent.frames,
+    # not by name; a popup of its URL is cut off by Cross-Origin-Opener-Policy). Suppose it
+    # got a reference anyway: here the chat frame says hello to a foreign page framed by the
+    # host, which answers through event.source, i.e. really posts to the chat frame.
+    frame = open_widget(page, shop.url)
+    attacker = host_sites()
+    attacker.pages["/"] = (
+        "<!doctype html><script>"
+        "addEventListener('message', (event) => {"
+        "  if (event.data !== 'hello') return;"
+        "  for (const m of [{parley: 1, type: 'close'}, {parley: 1, type: 'locale', code: 'ar'},"
+        "                   {parley: 1, type: 'init', locale: 'de', open: false}])"
+        "    event.source.postMessage(m, '*');"
+        "});"
+        "</script>"
+    )
+    page.evaluate(
+        """(url) => new Promise((resolve) => {
+            const child = document.createElement('iframe');
+            child.src = url;
+            child.addEventListener('load', resolve);
+            document.body.appendChild(child);
+        })""",
+        attacker.url("/"),
+    )
+    frame.evaluate(
+        """(foreign) => {
+            window.seen = 0;
+            addEventListener('message', (event) => { if (event.origin === foreign) seen++; });
+            const all = parent.frames;
+            for (let i = 0; i < all.length; i++) all[i].postMessage('hello', '*');
+        }""",
+        attacker.origin,
+    )
+    frame.wait_for_function("() => window.seen === 3", timeout=5000, polling=50)  # delivered...
+    page.wait_for_timeout(200)
+    # ...and ignored: still open, still in English.
+    assert frame.evaluate("document.body.classList.contains('open')")
+    assert frame.evaluate("document.documentElement.lang") == "en"
+    page.evaluate("Parley('close')")  # the real parent still works
+    frame.wait_for_function(CLOSED, polling=50)
+
+
 def test_time_from_click_to_usable_composer_and_bytes_the_frame_loads(
     browser: Any, shop: Shop, asgi_server: LiveServer
 ) -> None:
