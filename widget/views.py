@@ -218,6 +218,7 @@ def frame_csp(bot: Bot, *, preview: bool) -> str:
 
 def _csrf_passes(request: HttpRequest) -> bool:
     """Django's CSRF check, for the one cookie-trusting case of a CSRF-exempt view."""
+
     def checked_view(_request: HttpRequest) -> HttpResponse:  # not marked csrf_exempt
         return HttpResponse()
 

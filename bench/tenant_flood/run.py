@@ -205,15 +205,19 @@ async def main(args: argparse.Namespace) -> None:
     print()
     print(f"Quiet tenant's time to first token, ms (p50 / p99); endpoint: "
           f"{args.endpoint_streams} streams; load at end {load_average()}")  # fmt: skip
-    print("| Parley | baseline (alone) | under the flood | p99 moved | flood replies/s "
-          "| CPU ms/reply | not complete |")
+    print(
+        "| Parley | baseline (alone) | under the flood | p99 moved | flood replies/s "
+        "| CPU ms/reply | not complete |"
+    )
     print("|---|---|---|---|---|---|---|")
     print(row(shipped))
     print(row(lifted))
     q99 = percentile(shipped.quiet_ttft, 99)
     moved = (percentile(shipped.flood_ttft, 99) - q99) / q99 * 100
-    print(f"\ntarget: p99 moves by less than 25% -> {'met' if moved < 25 else 'NOT met'} "
-          f"({moved:+.0f}%)")
+    print(
+        f"\ntarget: p99 moves by less than 25% -> {'met' if moved < 25 else 'NOT met'} "
+        f"({moved:+.0f}%)"
+    )
 
 
 if __name__ == "__main__":

@@ -287,6 +287,19 @@ def test_widget_speaks_the_host_locale_right_to_left_for_arabic(page: Any, shop:
     assert frame.evaluate("document.documentElement.dir") == "ltr"
 
 
+def frame_on_host_page(page: Any, url: str) -> None:
+    """Frame `url` in the host page (in its light DOM, beside the widget) and wait for it."""
+    page.evaluate(
+        """(url) => new Promise((resolve) => {
+            const child = document.createElement('iframe');
+            child.src = url;
+            child.addEventListener('load', resolve);
+            document.body.appendChild(child);
+        })""",
+        url,
+    )
+
+
 def test_frame_and_loader_ignore_messages_from_other_windows_and_origins(
     page: Any, shop: Shop, host_sites: Callable[[], HostSite]
 ) -> None:
@@ -302,15 +315,7 @@ def test_frame_and_loader_ignore_messages_from_other_windows_and_origins(
         "parent.postMessage({parley: 1, type: 'close'}, '*');"
         "</script>"
     )
-    page.evaluate(
-        """(url) => new Promise((resolve) => {
-            const child = document.createElement('iframe');
-            child.src = url;
-            child.addEventListener('load', resolve);
-            document.body.appendChild(child);
-        })""",
-        attacker.url("/"),
-    )
+    frame_on_host_page(page, attacker.url("/"))
     # The host page's own origin, but another window (a same-origin child frame).
     page.evaluate(
         """() => {
@@ -347,15 +352,7 @@ def test_the_chat_frame_ignores_messages_a_foreign_origin_really_posts_to_it(
         "});"
         "</script>"
     )
-    page.evaluate(
-        """(url) => new Promise((resolve) => {
-            const child = document.createElement('iframe');
-            child.src = url;
-            child.addEventListener('load', resolve);
-            document.body.appendChild(child);
-        })""",
-        attacker.url("/"),
-    )
+    frame_on_host_page(page, attacker.url("/"))
     frame.evaluate(
         """(foreign) => {
             window.seen = 0;
