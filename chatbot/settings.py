@@ -387,7 +387,17 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
-ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Every flow that sends an email is limited per address (the victim of a flood) and per
+# client; allauth counts in the cache (Redis when configured: shared by every process).
+# allauth's defaults allow 20 sign-ups a minute per address and 5 reset emails a minute to one
+# mailbox; "invite" and "invite_address" are Parley's (dashboard team page).
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "5/m/ip,20/h/ip",
+    "reset_password": "5/m/ip,20/h/ip,3/h/key",
+    "invite": "10/m/user,50/h/user,100/d/key",  # key: the workspace
+    "invite_address": "3/h/key",  # key: the invited address
+}
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = _site.scheme
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 # Sign-up asks for the workspace name and makes the new user its owner (chatbot/tenants).
@@ -467,6 +477,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 LLM_ENDPOINTS_FILE = env_str("LLM_ENDPOINTS_FILE")
 LLM_ENDPOINTS_JSON = env_str("LLM_ENDPOINTS")
 LLM_AUTODETECT = env_bool("LLM_AUTODETECT", not TESTING)
+# Fair sharing of model calls between tenants, per process (chatbot/llm/fairshare.py): a
+# tenant's calls over its cap wait in its own queue, freed slots go round-robin to tenants.
+MODEL_CALLS_PER_TENANT = env_int("MODEL_CALLS_PER_TENANT", 4, minimum=1)
+MODEL_CALLS_PER_PROCESS = env_int("MODEL_CALLS_PER_PROCESS", 32, minimum=1)
+MODEL_QUEUE_PER_TENANT = env_int("MODEL_QUEUE_PER_TENANT", 200, minimum=0)
+MODEL_QUEUE_TIMEOUT = env_int("MODEL_QUEUE_TIMEOUT", 60, minimum=1)
+# Heavy CPU work of uploads (image re-encoding) runs in this many threads at most, off the
+# event loop and off the thread that serves database calls.
+HEAVY_WORK_THREADS = env_int("HEAVY_WORK_THREADS", 2, minimum=1)
 # Outbound HTTP refuses private and loopback addresses; the operator may allow named ranges.
 OUTBOUND_ALLOW_CIDRS = env_networks("OUTBOUND_ALLOW_CIDRS")
 # The proxies (load balancer, nginx) whose X-Forwarded-For and X-Forwarded-Proto are believed.

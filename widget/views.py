@@ -25,6 +25,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -35,11 +36,11 @@ from django.views.decorators.http import require_GET, require_POST
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions
 from chatbot.conversations.broadcast import EVENT_TYPE, group_for
-from chatbot.conversations.images import ImageRejected
+from chatbot.conversations.images import ImageRejected, clean_image
 from chatbot.conversations.models import Attachment
 from chatbot.conversations.payloads import ATTACHMENT_SALT, attachment_payload
 from chatbot.conversations.replies import bot_model_status, route_accepts_images
-from chatbot.lib import fanout
+from chatbot.lib import fanout, heavy
 from chatbot.lib.db import db_async
 
 from . import ratelimit
@@ -215,13 +216,25 @@ def frame_csp(bot: Bot, *, preview: bool) -> str:
     )
 
 
-def frame_context(bot: Bot, *, preview: bool) -> dict[str, Any]:
+def _csrf_passes(request: HttpRequest) -> bool:
+    """Django's CSRF check, for the one cookie-trusting case of a CSRF-exempt view."""
+
+    def checked_view(_request: HttpRequest) -> HttpResponse:  # not marked csrf_exempt
+        return HttpResponse()
+
+    check = CsrfViewMiddleware(checked_view)
+    return check.process_view(request, checked_view, (), {}) is None
+
+
+def frame_context(bot: Bot, *, preview: bool, csrf: str = "") -> dict[str, Any]:
     site = site_origin()
     ws = site.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     return {
         "bot": _public_config(bot),
         "site": site,
         "preview": preview,
+        # The preview's session request trusts the member's cookie, so it carries the token.
+        "csrf": csrf,
         "urls": {
             "session": reverse("widget:session"),
             "send": reverse("widget:send"),
@@ -246,7 +259,8 @@ def frame(request: HttpRequest, key: str) -> HttpResponse:
         )
         response["Content-Security-Policy"] = "default-src 'none'; frame-ancestors *"
         return response
-    response = render(request, "widget/frame.html", {"config": frame_context(bot, preview=preview)})
+    config = frame_context(bot, preview=preview, csrf=get_token(request) if preview else "")
+    response = render(request, "widget/frame.html", {"config": config})
     response["Content-Security-Policy"] = frame_csp(bot, preview=preview)
     response["Referrer-Policy"] = "no-referrer"
     return response
@@ -287,7 +301,12 @@ def session(request: HttpRequest) -> HttpResponse:
     request_origin = request.headers.get("Origin")
     if request_origin not in (site_origin(), page_origin):
         return error_response("origin_not_allowed", "Request from a site that is not allowed.")
-    preview = page_origin == site_origin() and _is_manager_of(request, bot)
+    # The endpoint is CSRF-exempt because sites embedding the widget send no cookies; a
+    # preview is the one session that trusts the member's cookie, so it must also pass the
+    # CSRF check every dashboard POST passes (the preview frame sends the token).
+    preview = (
+        page_origin == site_origin() and _is_manager_of(request, bot) and _csrf_passes(request)
+    )
     if not preview:
         if not bot.allows_origin(page_origin):
             return error_response("origin_not_allowed", "This site is not allowed to use this bot.")
@@ -446,9 +465,11 @@ async def upload(request: HttpRequest) -> HttpResponse:
         return error_response("too_large", "Images are at most 10 MB.")
     data = upload_file.read()
     try:
-        attachment = await db_async(actions.store_attachment)(session.visitor, data)
+        # Decoding and re-encoding off the event loop and off the database thread.
+        image = await heavy.run(clean_image, data)
     except ImageRejected as exc:
         return error_response(exc.code, exc.message)
+    attachment = await db_async(actions.store_clean_image)(session.visitor, image)
     return JsonResponse(attachment_payload(attachment), status=201)
 
 

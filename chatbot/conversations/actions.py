@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -35,6 +35,9 @@ from .models import (
     Visitor,
 )
 from .payloads import conversation_payload, message_payload
+
+if TYPE_CHECKING:
+    from .images import CleanImage
 
 log = logging.getLogger(__name__)
 
@@ -490,16 +493,23 @@ async def wait_for_replies() -> None:
 
 
 def store_attachment(visitor: Visitor, data: bytes) -> Attachment:
-    """Validate and re-encode an upload, store it under a generated name (ImageRejected)."""
+    """Validate and re-encode an upload, store it under a generated name (ImageRejected).
+
+    From async code, clean the image in the heavy-work pool (chatbot/lib/heavy.py) and call
+    `store_clean_image` in a database thread instead."""
+    from .images import clean_image
+
+    return store_clean_image(visitor, clean_image(data))
+
+
+def store_clean_image(visitor: Visitor, image: CleanImage) -> Attachment:
+    """Store an image already validated and re-encoded by `images.clean_image`."""
     import hashlib
     import secrets
 
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from .images import clean_image
-
-    image = clean_image(data)
     extension = "png" if image.content_type == "image/png" else "jpg"
     name = f"widget-attachments/{visitor.bot_id}/{secrets.token_hex(16)}.{extension}"
     stored = default_storage.save(name, ContentFile(image.data))

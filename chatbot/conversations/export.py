@@ -119,16 +119,16 @@ def csv_chunks(items: Iterable[dict[str, Any]]) -> Iterator[str]:
             writer.writerow(
                 [
                     conversation["id"],
-                    conversation["bot"],
+                    _csv_safe(conversation["bot"]),
                     conversation["visitor"]["id"],
                     conversation["status"],
                     m["seq"],
                     m["time"],
                     m["role"],
-                    m["author"] or "",
+                    _csv_safe(m["author"] or ""),
                     _csv_safe(m["text"]),
                     m["status"],
-                    m["model"] or "",
+                    _csv_safe(m["model"] or ""),
                     m["tokens_in"] if m["tokens_in"] is not None else "",
                     m["tokens_out"] if m["tokens_out"] is not None else "",
                     m["ttft_ms"] if m["ttft_ms"] is not None else "",
@@ -142,7 +142,9 @@ def csv_chunks(items: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 
 def _csv_safe(text: str) -> str:
-    # Visitor text opened in a spreadsheet must not run as a formula (CSV injection).
+    # Text that people chose (visitor text, the bot's name, an author's address, a model name)
+    # opened in a spreadsheet must not run as a formula (CSV injection). The other columns are
+    # ids, enums, times and numbers written by Parley itself.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 

@@ -11,6 +11,30 @@ from .models import Attachment, Conversation, Message
 
 ATTACHMENT_SALT = "parley.widget.attachment"
 
+# What a visitor may read about a reply that failed: a wording chosen by the error's code. The
+# stored `error_message` is the operator's detail (endpoint names, addresses, exception names)
+# and stays in the dashboard and the log. The frame words the code in the visitor's language
+# (widget/static/widget/i18n.js); this English text is for API and fallback clients.
+_UNAVAILABLE = "The assistant is unavailable right now. Please try again in a moment."
+VISITOR_ERROR_TEXT = {
+    "offline": _UNAVAILABLE,
+    "connect": _UNAVAILABLE,
+    "timeout": _UNAVAILABLE,
+    "auth": _UNAVAILABLE,
+    "not_found": _UNAVAILABLE,
+    "upstream": _UNAVAILABLE,
+    "overloaded": "The assistant is busy right now. Please try again in a moment.",
+    "rate_limited": "The assistant is busy right now. Please try again in a moment.",
+    "context": "This conversation is too long for the assistant. Please start a new one.",
+    "interrupted": "This reply was interrupted.",
+    "cancelled": "This reply was interrupted.",
+}
+VISITOR_ERROR_DEFAULT = "Something went wrong. Please try again."
+
+
+def visitor_error(code: str) -> dict[str, str]:
+    return {"code": code, "message": VISITOR_ERROR_TEXT.get(code, VISITOR_ERROR_DEFAULT)}
+
 
 def attachment_url(attachment: Attachment) -> str:
     # A capability for this one file: no session token travels in the URL.
@@ -29,11 +53,7 @@ def attachment_payload(attachment: Attachment) -> dict[str, Any]:
 
 
 def message_payload(message: Message, *, text: str | None = None) -> dict[str, Any]:
-    error = (
-        {"code": message.error_code, "message": message.error_message}
-        if message.error_code
-        else None
-    )
+    error = visitor_error(message.error_code) if message.error_code else None
     author = None
     # Agents' replies, notes and system lines ("agent.joined") name the person.
     if message.role in ("agent", "system", "note") and message.author_id is not None:

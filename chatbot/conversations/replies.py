@@ -253,6 +253,15 @@ async def _store(
     flush: Any,
 ) -> None:
     await asyncio.shield(flush())
+    if error is not None and error.code != "cancelled":
+        # The operator's detail (endpoint, address) goes to the log and the dashboard only.
+        log.warning(
+            "reply failed conversation=%s seq=%s code=%s: %s",
+            message.conversation_id,
+            message.seq,
+            error.code,
+            error.message,
+        )
     if error is None:
         status = MessageStatus.COMPLETE
     elif text:

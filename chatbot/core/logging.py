@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import time
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -15,6 +16,27 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {
     "request_id",
     "color_message",
 }
+
+
+# Capability tokens travel in a few URLs by design (emailed links, signed attachment names):
+# whoever reads the log must not be able to follow them. The path's segment after each prefix
+# is replaced, wherever the path appears in a line (the request line, Django's "Not Found: ..."
+# warnings, a traceback). API keys ("prl_" + 8 visible characters + "_" + secret) keep their
+# visible prefix, which names the key in the dashboard; bearer credentials lose their value.
+_CAPABILITY_PATH = re.compile(
+    r"(/accounts/confirm-email/|/accounts/password/reset/key/|/tenants/invitations/"
+    r"|/widget/attachments/)[^/\s\"'?#]+"
+)
+_API_KEY = re.compile(r"\b(prl_[0-9a-f]{8})_[A-Za-z0-9_-]+")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """`text` with capability tokens in URLs, API keys and bearer credentials replaced."""
+    text = _CAPABILITY_PATH.sub(r"\1" + REDACTED, text)
+    text = _API_KEY.sub(r"\1_" + REDACTED, text)
+    return _BEARER.sub(r"\1" + REDACTED, text)
 
 
 class RequestIdFilter(logging.Filter):
@@ -49,4 +71,4 @@ class LineFormatter(logging.Formatter):
         if record.exc_info:
             # Keep the one-line promise: the traceback goes on as an escaped field.
             line += " exc=" + json.dumps(self.formatException(record.exc_info))
-        return line
+        return redact(line)

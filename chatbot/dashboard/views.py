@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.core import ratelimit
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -114,12 +115,25 @@ def _team_page(request: HttpRequest, invite_form: InviteForm, status: int = 200)
     )
 
 
+def _may_send_invitation(request: HttpRequest, email: str) -> bool:
+    """Each invitation is an email to any address: limited per inviting member, per workspace
+    and per invited address (ACCOUNT_RATE_LIMITS "invite", "invite_address")."""
+    workspace = str(request.membership.tenant_id)  # type: ignore[attr-defined]
+    # The address first: a refused re-invitation does not use up the member's allowance.
+    return ratelimit.consume(
+        request, action="invite_address", key=email.strip().lower()
+    ) and ratelimit.consume(request, action="invite", key=workspace)
+
+
 @manager_required
 def team(request: HttpRequest) -> HttpResponse:
     membership = request.membership  # type: ignore[attr-defined]
     can_grant_owner = membership.role == Role.OWNER
     form = InviteForm(request.POST or None, can_grant_owner=can_grant_owner)
     if request.method == "POST":
+        if form.is_valid() and not _may_send_invitation(request, form.cleaned_data["email"]):
+            form.add_error(None, "Too many invitations for now; please try again later.")
+            return _team_page(request, form, status=429)
         if form.is_valid():
             try:
                 actions.invite_member(

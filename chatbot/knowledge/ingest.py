@@ -22,6 +22,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from chatbot.lib import heavy
+
 from . import conf
 from .chunking import chunk_text
 from .crawl import MAX_URL_LENGTH, Blocked, Fetcher, FetchError, Page, crawl, sitemap_pages
@@ -67,7 +69,8 @@ def _documents_of(source: Source, fetcher: Fetcher | None) -> Iterator[Incoming 
         if len(data) > conf.max_upload_bytes():
             raise SyncFailed("The file is larger than the upload limit.")
         try:
-            extracted = extract(data, source.file_type, fallback_title=source.file_name)
+            with heavy.slot():  # bounded with the other heavy work of this process
+                extracted = extract(data, source.file_type, fallback_title=source.file_name)
         except ExtractionError as exc:
             raise SyncFailed(str(exc)) from None
         yield Incoming(key="file", title=extracted.title, url="", text=extracted.text)

@@ -7,6 +7,7 @@ endpoint is configured or reachable).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -15,12 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import httpx
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
 from chatbot.lib.db import db_async
 
-from . import detect, registry
+from . import detect, fairshare, registry
 from .adapters.base import LLMError, classify_transport, error_text, fail
 from .adapters.openai import auth_headers
 from .models import BotRoute, ModelEndpoint, Source
@@ -166,6 +168,17 @@ async def stream_reply(
         )
 
     finished = False
+    gate = fairshare.share()
+    tenant = bot.tenant_id
+    try:
+        async with asyncio.timeout(settings.MODEL_QUEUE_TIMEOUT):
+            await gate.acquire(tenant)
+    except (TimeoutError, fairshare.QueueFull):
+        yield Finish(
+            "error",
+            StreamError("overloaded", "this workspace has too many replies waiting for the model"),
+        )
+        return
     try:
         async with contextlib.aclosing(stream_route(specs, build)) as events:
             async for event in events:
@@ -176,6 +189,8 @@ async def stream_reply(
         log.exception("llm: the reply of bot %s failed", getattr(bot, "pk", None))
         if not finished:
             yield Finish("error", StreamError("upstream", "the assistant failed unexpectedly"))
+    finally:
+        gate.release(tenant)
 
 
 # --- Embeddings -------------------------------------------------------------------------------

@@ -443,6 +443,30 @@ class TestExportAndErase:
         events = AuditEvent.objects.filter(action="conversation.exported")
         assert events.count() == 2 and events.first().target == conversation.public_id  # type: ignore[union-attr]
 
+    def test_csv_cells_people_named_cannot_run_as_formulas(
+        self, client_for: Any, alice: User, charlie: User, bot: Bot
+    ) -> None:
+        # A bot name, an agent's address and a model name are chosen by people too.
+        Bot.objects.filter(pk=bot.pk).update(name='=HYPERLINK("https://evil.test")')
+        bot.refresh_from_db()
+        User.objects.filter(pk=charlie.pk).update(email="+cmd@acme.test")
+        charlie.refresh_from_db()
+        conversation = chat(bot, "Hi")
+        takeover.take_over(conversation, charlie)
+        takeover.agent_reply(conversation, charlie, "-2+3")
+        Message.objects.filter(conversation=conversation, role=Role.ASSISTANT).update(
+            model="@SUM(1)"
+        )
+        response = client_for(alice).get(
+            f"/conversations/{conversation.public_id}/export/?format=csv"
+        )
+        rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+        assert {row["bot"] for row in rows} == {'\'=HYPERLINK("https://evil.test")'}
+        [agent_row] = [row for row in rows if row["role"] == "agent"]
+        assert agent_row["author"] == "'+cmd@acme.test" and agent_row["text"] == "'-2+3"
+        [model_row] = [row for row in rows if row["role"] == "assistant"]
+        assert model_row["model"] == "'@SUM(1)"
+
     def test_a_filtered_set_exports_only_what_matches(
         self, client_for: Any, alice: User, bot: Bot
     ) -> None:

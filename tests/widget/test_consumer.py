@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -123,6 +124,40 @@ class TestHappyPath:
         assert frames[-1]["message"]["error"]["code"] == "offline"
         await actions.wait_for_replies()
         await comm.disconnect()
+
+    async def test_visitors_never_read_endpoint_names_or_addresses_operators_do(
+        self, acme_bot: Bot, model: ScriptedModel, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        detail = (
+            "refuse is skipped after repeated failures (30 s cool-down); last error: "
+            "connection refused by refuse (http://127.0.0.1:9/v1)"
+        )
+        model.chunks = []
+        model.fail_with = StreamError("connect", detail)
+        token, _ = await make_token(acme_bot)
+        comm, _ = await hello(acme_bot, token)
+        await comm.send_json_to({"type": "message.send", "client_id": "c1", "text": "Hi"})
+        frames = await receive_until(comm, is_final_reply)
+        await actions.wait_for_replies()
+        final = frames[-1]["message"]
+        assert final["status"] == "failed"
+        assert final["error"] == {
+            "code": "connect",
+            "message": "The assistant is unavailable right now. Please try again in a moment.",
+        }
+        for frame in frames:
+            assert "refuse" not in json.dumps(frame) and "127.0.0.1" not in json.dumps(frame)
+        # On reconnect too (the history comes from the stored row).
+        comm2, _ready = await hello(acme_bot, token, conversation=frames[0]["conversation"])
+        history = await receive_until(comm2, lambda f: f.get("message", {}).get("seq") == 2)
+        assert history[-1]["message"]["error"]["code"] == "connect"
+        assert "127.0.0.1" not in json.dumps(history)
+        # The operator keeps the detail: in the stored row (the dashboard shows it) and the log.
+        row = await database_sync_to_async(Message.objects.get)(seq=2)
+        assert row.error_message == detail
+        assert any(detail in record.getMessage() for record in caplog.records)
+        await comm.disconnect()
+        await comm2.disconnect()
 
 
 class TestResume:

@@ -287,6 +287,19 @@ def test_widget_speaks_the_host_locale_right_to_left_for_arabic(page: Any, shop:
     assert frame.evaluate("document.documentElement.dir") == "ltr"
 
 
+def frame_on_host_page(page: Any, url: str) -> None:
+    """Frame `url` in the host page (in its light DOM, beside the widget) and wait for it."""
+    page.evaluate(
+        """(url) => new Promise((resolve) => {
+            const child = document.createElement('iframe');
+            child.src = url;
+            child.addEventListener('load', resolve);
+            document.body.appendChild(child);
+        })""",
+        url,
+    )
+
+
 def test_frame_and_loader_ignore_messages_from_other_windows_and_origins(
     page: Any, shop: Shop, host_sites: Callable[[], HostSite]
 ) -> None:
@@ -302,15 +315,7 @@ def test_frame_and_loader_ignore_messages_from_other_windows_and_origins(
         "parent.postMessage({parley: 1, type: 'close'}, '*');"
         "</script>"
     )
-    page.evaluate(
-        """(url) => new Promise((resolve) => {
-            const child = document.createElement('iframe');
-            child.src = url;
-            child.addEventListener('load', resolve);
-            document.body.appendChild(child);
-        })""",
-        attacker.url("/"),
-    )
+    frame_on_host_page(page, attacker.url("/"))
     # The host page's own origin, but another window (a same-origin child frame).
     page.evaluate(
         """() => {
@@ -325,6 +330,44 @@ def test_frame_and_loader_ignore_messages_from_other_windows_and_origins(
     assert launcher_badge(page) == ""
     # The real parent still works.
     page.evaluate("Parley('close')")
+    frame.wait_for_function(CLOSED, polling=50)
+
+
+def test_the_chat_frame_ignores_messages_a_foreign_origin_really_posts_to_it(
+    page: Any, shop: Shop, host_sites: Callable[[], HostSite]
+) -> None:
+    # No foreign window finds the frame on its own (closed shadow root: not in parent.frames,
+    # not by name; a popup of its URL is cut off by Cross-Origin-Opener-Policy). Suppose it
+    # got a reference anyway: here the chat frame says hello to a foreign page framed by the
+    # host, which answers through event.source, i.e. really posts to the chat frame.
+    frame = open_widget(page, shop.url)
+    attacker = host_sites()
+    attacker.pages["/"] = (
+        "<!doctype html><script>"
+        "addEventListener('message', (event) => {"
+        "  if (event.data !== 'hello') return;"
+        "  for (const m of [{parley: 1, type: 'close'}, {parley: 1, type: 'locale', code: 'ar'},"
+        "                   {parley: 1, type: 'init', locale: 'de', open: false}])"
+        "    event.source.postMessage(m, '*');"
+        "});"
+        "</script>"
+    )
+    frame_on_host_page(page, attacker.url("/"))
+    frame.evaluate(
+        """(foreign) => {
+            window.seen = 0;
+            addEventListener('message', (event) => { if (event.origin === foreign) seen++; });
+            const all = parent.frames;
+            for (let i = 0; i < all.length; i++) all[i].postMessage('hello', '*');
+        }""",
+        attacker.origin,
+    )
+    frame.wait_for_function("() => window.seen === 3", timeout=5000, polling=50)  # delivered...
+    page.wait_for_timeout(200)
+    # ...and ignored: still open, still in English.
+    assert frame.evaluate("document.body.classList.contains('open')")
+    assert frame.evaluate("document.documentElement.lang") == "en"
+    page.evaluate("Parley('close')")  # the real parent still works
     frame.wait_for_function(CLOSED, polling=50)
 
 

@@ -326,8 +326,10 @@
     }
     const response = await fetch(urls.session, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      // Only the dashboard's preview proves who it is with the member's cookie.
+      headers: cfg.preview
+        ? { 'Content-Type': 'application/json', 'X-CSRFToken': cfg.csrf }
+        : { 'Content-Type': 'application/json' },
+      // Only the dashboard's preview proves who it is with the member's cookie (and CSRF token).
       credentials: cfg.preview ? 'same-origin' : 'omit',
       body: JSON.stringify({
         bot: bot.key,
@@ -923,7 +925,8 @@
       }
     }
     if (msg.role === 'assistant' && (msg.status === 'incomplete' || msg.status === 'failed')) {
-      const offline = msg.error && /offline|upstream|unavailable/.test(msg.error.code || '');
+      // The code picks the wording; the server never sends the operator's detail here.
+      const offline = msg.error && /^(offline|upstream|unavailable|connect|timeout|auth|not_found|overloaded|rate_limited)$/.test(msg.error.code || '');
       meta.append(el('span', 'state', t(offline ? 'assistantOffline' : 'incomplete')));
       if (msg.seq === lastSeq) {
         const retry = meta.appendChild(el('button', 'link', t('tryAgain')));

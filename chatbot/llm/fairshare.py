@@ -1,0 +1,127 @@
+"""Fair sharing of model calls between tenants, in this process.
+
+Each tenant may hold at most `MODEL_CALLS_PER_TENANT` model streams at once and the process
+at most `MODEL_CALLS_PER_PROCESS`. A call over either cap waits in its tenant's queue; a freed
+slot goes to the next tenant in round-robin order among those waiting (each tenant's own calls
+stay first come, first served). One tenant flooding its bot therefore queues behind its own
+cap, while another tenant's reply starts at once.
+
+Per process, not across processes through Redis, on purpose: the reply hot path stays free of
+any round trip (a cross-process semaphore costs one Redis call to take a slot and one to give it
+back, per reply, and leases to reclaim when a process dies mid-reply). The endpoints' own
+limits (`max_concurrency`) are per process too, so with N processes behind a load balancer a
+tenant holds at most N x MODEL_CALLS_PER_TENANT streams, in proportion to the capacity the
+operator runs. The cost per call is a few dictionary operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator
+
+from django.conf import settings
+
+
+class QueueFull(Exception):
+    """The tenant already has as many calls waiting as a queue may hold."""
+
+
+class FairShare:
+    def __init__(self, per_tenant: int, total: int, max_waiting: int) -> None:
+        self.per_tenant = per_tenant
+        self.total = total
+        self.max_waiting = max_waiting
+        self.active: dict[int, int] = {}
+        self.running = 0
+        # tenant → its waiters; the order of the keys is the round-robin order.
+        self.waiting: OrderedDict[int, deque[asyncio.Future[None]]] = OrderedDict()
+
+    def _grant(self, tenant: int) -> None:
+        self.active[tenant] = self.active.get(tenant, 0) + 1
+        self.running += 1
+
+    def _may_run(self, tenant: int) -> bool:
+        return self.running < self.total and self.active.get(tenant, 0) < self.per_tenant
+
+    async def acquire(self, tenant: int) -> None:
+        if tenant not in self.waiting and self._may_run(tenant):
+            self._grant(tenant)
+            return
+        queue = self.waiting.setdefault(tenant, deque())
+        if len(queue) >= self.max_waiting:
+            if not queue:
+                del self.waiting[tenant]
+            raise QueueFull
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release(tenant)  # granted just as the waiter went away: give it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(future)
+                if not queue and self.waiting.get(tenant) is queue:
+                    del self.waiting[tenant]
+            raise
+
+    def release(self, tenant: int) -> None:
+        left = self.active.get(tenant, 0) - 1
+        if left > 0:
+            self.active[tenant] = left
+        else:
+            self.active.pop(tenant, None)
+        self.running -= 1
+        self._dispatch()
+
+    def _next_tenant(self) -> int | None:
+        """The first tenant in round-robin order that waits and is under its own cap."""
+        for tenant in self.waiting:
+            if self.active.get(tenant, 0) < self.per_tenant:
+                return tenant
+        return None
+
+    def _dispatch(self) -> None:
+        while self.waiting and self.running < self.total:
+            tenant = self._next_tenant()
+            if tenant is None:
+                return  # every waiting tenant is at its own cap
+            queue = self.waiting[tenant]
+            future = queue.popleft()
+            if queue:
+                self.waiting.move_to_end(tenant)  # the next slot goes to another tenant first
+            else:
+                del self.waiting[tenant]
+            if not future.done():
+                self._grant(tenant)
+                future.set_result(None)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, tenant: int) -> AsyncIterator[None]:
+        await self.acquire(tenant)
+        try:
+            yield
+        finally:
+            self.release(tenant)
+
+
+_shares: dict[asyncio.AbstractEventLoop, FairShare] = {}
+
+
+def share() -> FairShare:
+    """This event loop's gate (one per loop: futures belong to the loop that made them)."""
+    loop = asyncio.get_running_loop()
+    gate = _shares.get(loop)
+    if gate is None:
+        if len(_shares) > 8:  # loops of finished test runs or threads
+            for old in [other for other in _shares if other.is_closed()]:
+                del _shares[old]
+        gate = _shares[loop] = FairShare(
+            settings.MODEL_CALLS_PER_TENANT,
+            settings.MODEL_CALLS_PER_PROCESS,
+            settings.MODEL_QUEUE_PER_TENANT,
+        )
+    return gate
