@@ -215,6 +215,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "chatbot.core.middleware.RequestIdMiddleware",
+    # JSON errors, per-key rate limits, Idempotency-Key and ETags under /api/.
+    "chatbot.api.middleware.ApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -513,6 +515,8 @@ WIDGET_RATE_LIMIT_DEFAULTS: dict[str, tuple[int, int]] = {
     "connect:ip": (60, 60),
     "upload:visitor": (10, 60),
     "typing:visitor": (30, 60),
+    # The REST API, per key (docs/api.md).
+    "api:key": (600, 60),
 }
 WIDGET_RATE_LIMITS = env_rate_limits("WIDGET_RATE_LIMITS", WIDGET_RATE_LIMIT_DEFAULTS)
 if TESTING:
