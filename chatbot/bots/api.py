@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from chatbot.api import ids
 from chatbot.api.auth import actor, require_manager, require_write
@@ -178,7 +178,7 @@ def create_bot(request: HttpRequest, payload: BotIn) -> Any:
         raise ApiError(422, "name: a bot needs a name.", "invalid")
     fields = _validated(None, payload)
     bot = actions.create_bot(request.tenant, actor(request), **fields)  # type: ignore[attr-defined]
-    return 201, bot_out(bot)
+    return Status(201, bot_out(bot))
 
 
 @router.get("/bots/{bot_id}", response=with_errors(BotOut), url_name="bot", summary="Read a bot")
@@ -215,7 +215,7 @@ def delete_bot(request: HttpRequest, bot_id: str) -> Any:
     require_write(request)
     require_manager(request)
     actions.delete_bot(bot, actor(request))
-    return 204, None
+    return Status(204, None)
 
 
 @router.post(

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 
 from chatbot.api import ids
 from chatbot.api.auth import actor, require_manager, require_write
@@ -376,7 +376,7 @@ def send_message(request: HttpRequest, conversation_id: str, payload: TextIn) ->
         message = takeover.agent_reply(conversation, actor(request), payload.text)
     except ActionError as exc:
         raise _refusal(exc) from None
-    return 201, message_out(message)
+    return Status(201, message_out(message))
 
 
 @router.post(
@@ -392,7 +392,7 @@ def add_note(request: HttpRequest, conversation_id: str, payload: TextIn) -> Any
         note = takeover.add_note(conversation, actor(request), payload.text)
     except ActionError as exc:
         raise _refusal(exc) from None
-    return 201, message_out(note)
+    return Status(201, message_out(note))
 
 
 # --- Visitors ---------------------------------------------------------------------------------
@@ -517,7 +517,7 @@ def create_canned(request: HttpRequest, payload: CannedIn) -> Any:
             )
     except IntegrityError:
         raise ApiError(409, f"The shortcut /{shortcut} is already taken.") from None
-    return 201, canned_out(canned)
+    return Status(201, canned_out(canned))
 
 
 @router.delete(
@@ -535,4 +535,4 @@ def delete_canned(request: HttpRequest, canned_id: str) -> Any:
     require_write(request)
     require_manager(request)
     canned.delete()
-    return 204, None
+    return Status(204, None)

@@ -7,8 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema
-from ninja.files import UploadedFile
+from ninja import Router, Schema, Status
 
 from chatbot.api import ids
 from chatbot.api.auth import require_manager, require_write
@@ -134,7 +133,26 @@ def add_source(request: HttpRequest, bot_id: str, payload: SourceIn) -> Any:
     except KnowledgeError as exc:
         raise _refused(exc) from None
     source.refresh_from_db()
-    return 201, source_out(source)
+    return Status(201, source_out(source))
+
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "title": {"type": "string", "maxLength": 300},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @router.post(
@@ -142,19 +160,26 @@ def add_source(request: HttpRequest, bot_id: str, payload: SourceIn) -> Any:
     response=with_errors(SourceOut, 201),
     url_name="bot_sources_upload",
     summary="Upload a file (txt, md, html, pdf, docx) as a source",
+    openapi_extra=UPLOAD_BODY,
 )
-def upload_source(
-    request: HttpRequest, bot_id: str, file: File[UploadedFile], title: Form[Text] = ""
-) -> Any:
+def upload_source(request: HttpRequest, bot_id: str) -> Any:
+    # The form is read here, not declared as parameters, so another workspace's bot id is
+    # a 404 whatever the body holds.
     bot = get_bot(request, bot_id)
     require_write(request)
     require_manager(request)
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise ApiError(422, "file: attach the file as multipart form data.", "invalid")
+    title = request.POST.get("title", "")
+    if "\x00" in title:
+        raise ApiError(422, "title: must not contain NUL characters.", "invalid")
     try:
-        source = actions.add_file(bot, upload=file, title=title)
+        source = actions.add_file(bot, upload=upload, title=title)
     except KnowledgeError as exc:
         raise _refused(exc) from None
     source.refresh_from_db()
-    return 201, source_out(source)
+    return Status(201, source_out(source))
 
 
 @router.get(
@@ -179,7 +204,7 @@ def sync_source(request: HttpRequest, source_id: str) -> Any:
     require_manager(request)
     actions.request_sync(source)
     source.refresh_from_db()
-    return 202, source_out(source)
+    return Status(202, source_out(source))
 
 
 @router.delete(
@@ -193,4 +218,4 @@ def delete_source(request: HttpRequest, source_id: str) -> Any:
     require_write(request)
     require_manager(request)
     actions.delete_source(source)
-    return 204, None
+    return Status(204, None)

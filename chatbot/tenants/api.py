@@ -9,7 +9,7 @@ from typing import Any, Literal
 from django.db.models import Count, Q, Sum
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from chatbot.api import ids
 from chatbot.api.auth import require_manager, require_write
@@ -151,7 +151,7 @@ def remove_member(request: HttpRequest, member_id: str) -> Any:
         actions.remove_member(_acting(request), target)
     except actions.ActionError as exc:
         raise _refused(exc) from None
-    return 204, None
+    return Status(204, None)
 
 
 def invitation_out(invitation: Invitation) -> dict[str, Any]:
@@ -199,7 +199,7 @@ def invite(request: HttpRequest, payload: InvitationIn) -> Any:
         invitation, _token = actions.invite_member(_acting(request), payload.email, payload.role)
     except actions.ActionError as exc:
         raise _refused(exc) from None
-    return 201, invitation_out(invitation)
+    return Status(201, invitation_out(invitation))
 
 
 @router.delete(
@@ -219,7 +219,7 @@ def revoke_invitation(request: HttpRequest, invitation_id: str) -> Any:
         actions.revoke_invitation(_acting(request), invitation)
     except actions.ActionError as exc:
         raise _refused(exc) from None
-    return 204, None
+    return Status(204, None)
 
 
 @router.get(

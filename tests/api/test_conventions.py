@@ -137,9 +137,7 @@ def test_a_read_only_key_cannot_write(acme: Tenant, alice: User, api_for: ApiFor
 def test_an_agents_key_cannot_manage_bots(
     acme: Tenant, alice: User, charlie: User, api_for: ApiFor
 ) -> None:
-    response = api_for(charlie).post(
-        "/api/v1/bots", {"name": "x"}, content_type="application/json"
-    )
+    response = api_for(charlie).post("/api/v1/bots", {"name": "x"}, content_type="application/json")
     assert response.status_code == 403
     assert not Bot.objects.exists()
     assert api_for(charlie).get("/api/v1/conversations").status_code == 200
