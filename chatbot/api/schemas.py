@@ -41,11 +41,13 @@ class ErrorOut(Schema):
     error: ErrorDetail
 
 
+# What any operation may answer besides success (the error shape of errors.py).
+ERROR_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 413, 415, 422, 429})
+
+
 def with_errors(schema: Any, status: int = 200) -> dict[int | frozenset[int], Any]:
     """The `response=` of an operation: its success schema, and the error shape for 4xx."""
-    from ninja.responses import codes_4xx
-
-    return {status: schema, codes_4xx: ErrorOut}
+    return {status: schema, ERROR_STATUSES: ErrorOut}
 
 
 def check_public_id(value: str, what: str) -> str:
