@@ -210,6 +210,7 @@ INSTALLED_APPS = [
     "chatbot.knowledge",
     "chatbot.dashboard",
     "chatbot.api",
+    "chatbot.webhooks",
     "widget",
 ]
 
@@ -421,6 +422,10 @@ if SITE_IS_HTTPS:
 # --- Email ------------------------------------------------------------------------------------
 
 EMAIL_URL = env_url("EMAIL_URL", "", schemes=("smtp", "smtps"), secret=True)
+# Webhooks: how long one delivery attempt may take, and whether plain-http endpoints are
+# accepted (off in production; for a receiver on a private test network).
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Parley <no-reply@parley.localhost>")
 if EMAIL_URL:
     _email = urlsplit(EMAIL_URL)
@@ -534,6 +539,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "purge-expired-conversations": {
         "task": "chatbot.conversations.tasks.purge_expired_conversations",
         "schedule": 60 * 60,
+    },
+    # Webhook deliveries whose retry time has come (chatbot/webhooks/dispatch.py).
+    "webhooks-send-due": {
+        "task": "chatbot.webhooks.tasks.send_due_deliveries",
+        "schedule": 30,
     },
     "sweep-stale-replies": {
         "task": "chatbot.conversations.tasks.sweep_stale_replies",

@@ -120,6 +120,7 @@ def root(request: HttpRequest) -> dict[str, Any]:
                 "members",
                 "invitations",
                 "usage",
+                "webhooks",
             )
         },
     }
@@ -171,6 +172,7 @@ for _module in (
     "chatbot.conversations.api",
     "chatbot.knowledge.api",
     "chatbot.tenants.api",
+    "chatbot.webhooks.api",
 ):
     _router = __import__(_module, fromlist=["router"]).router
     api.add_router("", _router)

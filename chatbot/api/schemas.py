@@ -10,7 +10,8 @@ from django.db.models import Model, Q, QuerySet
 from ninja import Schema
 from pydantic import AfterValidator, Field
 
-from . import ids
+from chatbot.lib import ids
+
 from .errors import ApiError, not_found
 
 PUBLIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")

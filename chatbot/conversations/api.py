@@ -14,7 +14,6 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 
-from chatbot.api import ids
 from chatbot.api.auth import actor, require_manager, require_write
 from chatbot.api.errors import ApiError
 from chatbot.api.schemas import (
@@ -26,6 +25,7 @@ from chatbot.api.schemas import (
     page_by_time,
     with_errors,
 )
+from chatbot.lib import ids
 
 from . import export, takeover
 from .actions import ActionError

@@ -9,11 +9,11 @@ from typing import Any, Literal
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
-from chatbot.api import ids
 from chatbot.api.auth import require_manager, require_write
 from chatbot.api.errors import ApiError
 from chatbot.api.schemas import Limit, Text, decode_or_404, page_by_pk, with_errors
 from chatbot.bots.api import get_bot
+from chatbot.lib import ids
 
 from . import actions
 from .actions import KnowledgeError

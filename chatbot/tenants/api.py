@@ -11,10 +11,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router, Schema, Status
 
-from chatbot.api import ids
 from chatbot.api.auth import require_manager, require_write
 from chatbot.api.errors import ApiError
 from chatbot.api.schemas import Limit, Text, decode_or_404, page_by_pk, with_errors
+from chatbot.lib import ids
 
 from . import actions
 from .models import Invitation, Membership

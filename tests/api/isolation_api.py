@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatbot.api import ids
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions as conversation_actions
 from chatbot.conversations.models import CannedResponse, Conversation, Message, Visitor
 from chatbot.knowledge.models import Source, SourceKind
+from chatbot.lib import ids
 from chatbot.tenants import actions as tenant_actions
 from chatbot.tenants.models import Invitation, Membership, Role
 from tests.isolation_routes import IdRouteCase, World, register_id_route

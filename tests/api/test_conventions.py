@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client, override_settings
 
-from chatbot.api import ids
 from chatbot.bots.models import Bot
+from chatbot.lib import ids
 from chatbot.tenants.models import Tenant, User
 from tests.api.conftest import ApiFor
 

@@ -7,11 +7,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chatbot.api import ids
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions as conversation_actions
 from chatbot.conversations.models import CannedResponse, Conversation, Message, Visitor
 from chatbot.knowledge.models import Source
+from chatbot.lib import ids
 from chatbot.tenants.models import AuditEvent, Membership, Tenant, User
 from tests.api.conftest import ApiFor
 

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class WebhooksConfig(AppConfig):
+    name = "chatbot.webhooks"
+    label = "webhooks"
+
+    def ready(self) -> None:
+        from chatbot.lib import events
+
+        from .dispatch import on_event
+
+        events.listen(on_event)

@@ -1,0 +1,3 @@
+"""Webhook tests use the API personas' keys."""
+
+from tests.api.conftest import api_for  # noqa: F401
