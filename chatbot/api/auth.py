@@ -24,6 +24,8 @@ class ApiKeyAuth(HttpBearer):
         key = authenticate_api_key(token.strip())
         if key is None:
             return None
+        if key.created_by_id is None:
+            raise HttpError(403, "The member who created this API key is gone; create a new key.")
         role = (
             Membership.objects.filter(tenant_id=key.tenant_id, user_id=key.created_by_id)
             .values_list("role", flat=True)

@@ -108,8 +108,12 @@ class ApiMiddleware:
 
     def _finish(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         response = _as_json_error(request, response)
-        if request.method in ("GET", "HEAD") and response.status_code == 200:
-            if isinstance(response, HttpResponse) and not response.has_header("ETag"):
+        if (
+            request.method in ("GET", "HEAD")
+            and response.status_code == 200
+            and isinstance(response, HttpResponse)
+        ):
+            if not response.has_header("ETag"):
                 set_response_etag(response)
             conditional = get_conditional_response(
                 request, etag=response.get("ETag"), response=response

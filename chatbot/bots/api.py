@@ -151,7 +151,7 @@ def _validated(bot: Bot | None, payload: BotIn) -> dict[str, Any]:
     form = BotForm(data=data, instance=bot)
     if not form.is_valid():
         fields = [
-            {"field": name.removesuffix("_text"), "message": " ".join(messages)}
+            {"field": name.removesuffix("_text"), "message": " ".join(str(m) for m in messages)}
             for name, messages in form.errors.items()
         ]
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])

@@ -17,7 +17,7 @@ from chatbot.lib import ids
 
 from . import actions
 from .actions import KnowledgeError
-from .models import Source, SyncInterval
+from .models import Source
 
 router = Router(tags=["knowledge"])
 
@@ -53,7 +53,7 @@ class SourceIn(Schema):
     url: Text = ""
     max_depth: int = 2
     max_pages: int = 50
-    sync_interval: Literal[0, 24, 168] = SyncInterval.WEEKLY
+    sync_interval: Literal[0, 24, 168] = 168  # SyncInterval.WEEKLY
 
 
 def source_out(source: Source) -> dict[str, Any]:
