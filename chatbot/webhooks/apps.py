@@ -6,8 +6,10 @@ class WebhooksConfig(AppConfig):
     label = "webhooks"
 
     def ready(self) -> None:
+        from chatbot.dashboard.nav import MANAGERS, NavItem, register
         from chatbot.lib import events
 
         from .dispatch import on_event
 
         events.listen(on_event)
+        register(NavItem("Webhooks", "webhooks:list", roles=MANAGERS, icon="webhook", order=87))

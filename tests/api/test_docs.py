@@ -30,6 +30,16 @@ def quickstart_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
+@pytest.fixture(autouse=True)
+def _eager_celery() -> Iterator[None]:
+    from chatbot.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with override_settings(OUTBOUND_ALLOW_CIDRS=["127.0.0.1/32"], WEBHOOKS_ALLOW_HTTP=True):

@@ -61,3 +61,20 @@ def webhook_send_again(world: World) -> IdRouteCase:
         state=_state(world),
         methods=("post",),
     )
+
+
+# --- Dashboard pages --------------------------------------------------------------------------
+
+
+def _page_case(world: World) -> IdRouteCase:
+    endpoint = _endpoint(world)
+    return IdRouteCase(kwargs={"webhook_id": endpoint.public_id}, state=_state(world))
+
+
+for _name in ("webhooks:detail", "webhooks:toggle", "webhooks:rotate", "webhooks:delete"):
+    register_id_route(_name)(_page_case)
+
+
+@register_id_route("webhooks:send_again")
+def page_send_again(world: World) -> IdRouteCase:
+    return webhook_send_again(world)
