@@ -62,6 +62,16 @@ def test_the_host_api_events_and_commands(page: Any, shop: Shop) -> None:
     assert any(kind == "handoff" for kind, _ in events)
     assert "conversation" in (frame.evaluate(f"localStorage.getItem('{key}')") or "")
 
+    # update: a single-page app moved; agents see the new address.
+    from chatbot.conversations.models import Visitor
+
+    page.evaluate("Parley('update', {url: location.origin + '/cart?step=2'})")
+    for _ in range(100):
+        if Visitor.objects.filter(page_url=shop.site.url("/cart?step=2")).exists():
+            break
+        page.wait_for_timeout(50)
+    assert Visitor.objects.filter(page_url=shop.site.url("/cart?step=2")).exists()
+
     # off: the handler stops hearing about it.
     opened_before = sum(kind == "open" for kind, _ in events)
     page.evaluate("Parley('off', 'open'); Parley('close'); Parley('open')")

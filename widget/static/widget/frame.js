@@ -282,6 +282,8 @@
       setOpen(false);
     } else if (data.type === 'locale') {
       setLocale(data.code);
+    } else if (data.type === 'page') {
+      if (ready) send({ type: 'page', url: String(data.url || '') });
     } else if (data.type === 'prefill') {
       input.value = String(data.text || '').slice(0, 4000);
     } else if (data.type === 'shutdown') {

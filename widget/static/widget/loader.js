@@ -206,6 +206,9 @@
     } else if (command === 'prefill') {
       prefill = String(value || '').slice(0, 4000);
       post({ type: 'prefill', text: prefill });
+    } else if (command === 'update') {
+      // A single-page app changed page: agents see where the visitor is now.
+      post({ type: 'page', url: value && value.url || location.href });
     } else if (command === 'shutdown') {
       // The visitor logged out: forget them (the frame drops its stored session and visitor).
       identity = null;
