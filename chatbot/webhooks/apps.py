@@ -9,7 +9,7 @@ class WebhooksConfig(AppConfig):
         from chatbot.dashboard.nav import MANAGERS, NavItem, register
         from chatbot.lib import events
 
-        from .dispatch import on_event
+        from .dispatch import has_endpoints, on_event
 
-        events.listen(on_event)
+        events.listen(on_event, wants=has_endpoints)
         register(NavItem("Webhooks", "webhooks:list", roles=MANAGERS, icon="webhook", order=87))

@@ -1,7 +1,8 @@
 """Events → deliveries → HTTP POSTs.
 
-`on_event` (the chatbot.lib.events listener) first reads one cached per-bot flag: a
-workspace with no enabled endpoint costs one cache read and no query. Otherwise it stores a
+`has_endpoints` is the listener's `wants` test (chatbot.lib.events): a workspace with no
+enabled endpoint costs a look-up in this process's memory per event. Otherwise `on_event`
+(after commit) stores a
 Delivery per subscribed endpoint and queues `tasks.deliver`. `send` makes one attempt through
 the SSRF-guarded outbound client, signed (signing.py), and on failure schedules the next one
 with exponential backoff (30 s doubling to an hour) until a day has passed. Deliveries that
@@ -46,26 +47,44 @@ def _flag_key(bot_id: int) -> str:
     return f"webhooks:bot:{int(bot_id)}"
 
 
+# The flag is shared through the cache (Redis when configured) and remembered in this process
+# for LOCAL_FLAG_SECONDS, so a busy reply path reads the shared cache once per bot every few
+# seconds, not once per event. The price: another process notices a workspace's *first*
+# endpoint (or its last one going) up to that long after the change.
+LOCAL_FLAG_SECONDS = 10.0
+_local_flags: dict[int, tuple[bool, float]] = {}
+
+
 def has_endpoints(bot_id: int) -> bool:
-    """Whether the bot's workspace has an enabled endpoint (cached; one cache read)."""
+    """Whether the bot's workspace has an enabled endpoint (cached; no query when known)."""
+    now = time.monotonic()
+    local = _local_flags.get(bot_id)
+    if local is not None and local[1] > now:
+        return local[0]
     cached = cache.get(_flag_key(bot_id))
     if cached is None:
         cached = Endpoint.objects.filter(tenant__bots=bot_id, enabled=True).exists()
         cache.set(_flag_key(bot_id), cached, timeout=None)
+    _local_flags[bot_id] = (bool(cached), now + LOCAL_FLAG_SECONDS)
     return bool(cached)
+
+
+def forget_local_flags() -> None:
+    """Drop what this process remembers (tests: each starts with an empty cache)."""
+    _local_flags.clear()
 
 
 def forget_flags(tenant_id: int) -> None:
     """Call after an endpoint of the tenant is added, changed or removed."""
     from chatbot.bots.models import Bot
 
-    bot_ids = Bot.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True)
+    bot_ids = list(Bot.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True))
     cache.delete_many([_flag_key(pk) for pk in bot_ids])
+    for pk in bot_ids:
+        _local_flags.pop(pk, None)
 
 
 def on_event(bot_id: int, event_type: str, build: Any, order_key: str) -> None:
-    if not has_endpoints(bot_id):
-        return
     endpoints = [
         endpoint
         for endpoint in Endpoint.objects.filter(tenant__bots=bot_id, enabled=True)
