@@ -210,11 +210,14 @@ INSTALLED_APPS = [
     "chatbot.knowledge",
     "chatbot.dashboard",
     "chatbot.api",
+    "chatbot.webhooks",
     "widget",
 ]
 
 MIDDLEWARE = [
     "chatbot.core.middleware.RequestIdMiddleware",
+    # JSON errors, per-key rate limits, Idempotency-Key and ETags under /api/.
+    "chatbot.api.middleware.ApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -429,6 +432,10 @@ if SITE_IS_HTTPS:
 # --- Email ------------------------------------------------------------------------------------
 
 EMAIL_URL = env_url("EMAIL_URL", "", schemes=("smtp", "smtps"), secret=True)
+# Webhooks: how long one delivery attempt may take, and whether plain-http endpoints are
+# accepted (off in production; for a receiver on a private test network).
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Parley <no-reply@parley.localhost>")
 if EMAIL_URL:
     _email = urlsplit(EMAIL_URL)
@@ -532,6 +539,8 @@ WIDGET_RATE_LIMIT_DEFAULTS: dict[str, tuple[int, int]] = {
     "connect:ip": (60, 60),
     "upload:visitor": (10, 60),
     "typing:visitor": (30, 60),
+    # The REST API, per key (docs/api.md).
+    "api:key": (600, 60),
 }
 WIDGET_RATE_LIMITS = env_rate_limits("WIDGET_RATE_LIMITS", WIDGET_RATE_LIMIT_DEFAULTS)
 if TESTING:
@@ -549,6 +558,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "purge-expired-conversations": {
         "task": "chatbot.conversations.tasks.purge_expired_conversations",
         "schedule": 60 * 60,
+    },
+    # Webhook deliveries whose retry time has come (chatbot/webhooks/dispatch.py).
+    "webhooks-send-due": {
+        "task": "chatbot.webhooks.tasks.send_due_deliveries",
+        "schedule": 30,
     },
     "sweep-stale-replies": {
         "task": "chatbot.conversations.tasks.sweep_stale_replies",

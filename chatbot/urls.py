@@ -17,6 +17,7 @@ urlpatterns = [
     path("knowledge/", include("chatbot.knowledge.urls")),
     path("llm/", include("chatbot.llm.urls")),
     path("api/", include("chatbot.api.urls")),
+    path("webhooks/", include("chatbot.webhooks.urls")),
     path("", include("widget.urls")),
     path("admin/", admin.site.urls),
 ]

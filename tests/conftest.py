@@ -105,5 +105,8 @@ def _fail_missing_part(request: pytest.FixtureRequest) -> None:
 def _isolated_cache() -> Iterator[None]:
     from django.core.cache import cache
 
+    from chatbot.webhooks.dispatch import forget_local_flags
+
     cache.clear()
+    forget_local_flags()  # the webhooks flag remembered in the process, like the cache
     yield

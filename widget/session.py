@@ -397,6 +397,23 @@ class WidgetSession:
         ]
         return [{"type": "conversations", "items": items}], None
 
+    def _page(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        """`page {url}`: a single-page app moved to another URL (the host API's `update`).
+
+        Only a URL on the page's own origin (the token's) is kept, for agents to see."""
+        url = frame.get("url")
+        origin = self.claims.origin
+        if (
+            not isinstance(url, str)
+            or len(url) > 500
+            or "\x00" in url
+            or not (url == origin or url.startswith(origin + "/") or url.startswith(origin + "?"))
+        ):
+            raise FrameError("bad_request", "url must be an address on this site.")
+        ratelimit.hit("typing:visitor", self.visitor.pk)
+        actions.note_visitor_context(self.visitor, page_url=url, user_agent=self.visitor.user_agent)
+        return [], None
+
     def _handoff(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
         if self.conversation is None:
             raise FrameError("not_found", "No conversation yet.")
@@ -419,4 +436,5 @@ _HANDLERS = {
     "conversation.open": WidgetSession._open,
     "conversations.list": WidgetSession._list,
     "handoff.request": WidgetSession._handoff,
+    "page": WidgetSession._page,
 }

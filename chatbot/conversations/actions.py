@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatbot.bots.models import Bot
-from chatbot.lib import fanout
+from chatbot.lib import events, fanout
 
 from .broadcast import broadcast
 from .models import (
@@ -34,7 +34,7 @@ from .models import (
     Status,
     Visitor,
 )
-from .payloads import conversation_payload, message_payload
+from .payloads import conversation_payload, event_conversation, event_message, message_payload
 
 if TYPE_CHECKING:
     from .images import CleanImage
@@ -123,7 +123,25 @@ def note_visitor_context(visitor: Visitor, *, page_url: str = "", user_agent: st
 
 
 def start_conversation(visitor: Visitor) -> Conversation:
-    return Conversation.objects.create(bot_id=visitor.bot_id, visitor=visitor)
+    conversation = Conversation.objects.create(bot_id=visitor.bot_id, visitor=visitor)
+    conversation.visitor = visitor
+    events.emit(
+        conversation.bot_id,
+        "conversation.created",
+        lambda: event_conversation(conversation),
+        order_key=conversation.public_id,
+    )
+    return conversation
+
+
+def emit_message(message: Message, conversation: Conversation) -> None:
+    """`message.created` for a visitor's, the bot's or an agent's message (after commit)."""
+    events.emit(
+        conversation.bot_id,
+        "message.created",
+        lambda: event_message(message, conversation),
+        order_key=conversation.public_id,
+    )
 
 
 def _lock(conversation_id: int) -> Conversation:
@@ -235,6 +253,7 @@ def receive_visitor_message(
         if "bot" in visitor._state.fields_cache:
             locked.bot = visitor.bot  # known already: the inbox summary needs no query
         _announce(message, locked)
+        emit_message(message, locked)
         from . import takeover
 
         thanks = takeover.capture_followup_email(locked, text)
@@ -266,6 +285,13 @@ def set_feedback(
         message.feedback = value or Feedback.NONE
         message.save(update_fields=["feedback", "updated_at"])
         _announce(message)
+        if value:
+            events.emit(
+                conversation.bot_id,
+                "feedback.received",
+                lambda: event_message(message, conversation),
+                order_key=conversation.public_id,
+            )
     return message
 
 
@@ -288,6 +314,13 @@ def request_handoff(visitor: Visitor, conversation: Conversation) -> Message | N
             text=handoff_requested(locked),  # a code, or the office's away text
         )
         _announce(message)
+        locked.visitor = visitor
+        events.emit(
+            locked.bot_id,
+            "conversation.handoff_requested",
+            lambda: event_conversation(locked),
+            order_key=locked.public_id,
+        )
         status = {"type": "conversation", "conversation": conversation_payload(locked)}
         transaction.on_commit(lambda: broadcast(locked.pk, status))
     cancel_reply(conversation.pk)
@@ -358,6 +391,7 @@ def finish_reply(
         Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
         message.conversation.updated_at = now
         _announce(message, message.conversation)
+        emit_message(message, message.conversation)
     return message
 
 

@@ -85,3 +85,38 @@ def conversation_payload(conversation: Conversation, preview: str = "") -> dict[
         "updated_at": conversation.updated_at.isoformat(),
         "preview": preview[:120],
     }
+
+
+# --- Webhook event data (chatbot.lib.events) --------------------------------------------------
+# Public ids only, the same shapes as the REST API's (chatbot/conversations/api.py).
+
+
+def event_conversation(conversation: Conversation) -> dict[str, Any]:
+    from chatbot.lib import ids
+
+    return {
+        "id": conversation.public_id,
+        "bot": ids.encode("bot", conversation.bot_id),
+        "visitor": conversation.visitor.public_id if conversation.visitor_id else None,
+        "status": conversation.status,
+        "assignee": ids.encode("usr", conversation.assignee_id)
+        if conversation.assignee_id
+        else None,
+    }
+
+
+def event_message(message: Message, conversation: Conversation) -> dict[str, Any]:
+    from chatbot.lib import ids
+
+    return {
+        "conversation": event_conversation(conversation),
+        "message": {
+            "seq": message.seq,
+            "role": message.role,
+            "text": message.text,
+            "status": message.status,
+            "author": ids.encode("usr", message.author_id) if message.author_id else None,
+            "feedback": message.feedback or None,
+            "created_at": message.created_at.isoformat() if message.created_at else None,
+        },
+    }

@@ -21,13 +21,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from chatbot.lib import fanout
+from chatbot.lib import events, fanout
 from chatbot.tenants.models import Membership, Tenant, User
 
-from .actions import ActionError, _lock, _next_seq, cancel_reply
+from .actions import ActionError, _lock, _next_seq, cancel_reply, emit_message
 from .broadcast import broadcast
 from .models import Conversation, InboxSettings, Message, Role, Status
-from .payloads import conversation_payload, message_payload
+from .payloads import conversation_payload, event_conversation, message_payload
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,15 @@ def _system(conversation: Conversation, code: str, author: User | None = None) -
 
 def _locked_in_tenant(conversation: Conversation) -> Conversation:
     return _lock(conversation.pk)
+
+
+def _emit(conversation: Conversation, event_type: str) -> None:
+    events.emit(
+        conversation.bot_id,
+        event_type,
+        lambda: event_conversation(conversation),
+        order_key=conversation.public_id,
+    )
 
 
 # --- Office hours -----------------------------------------------------------------------------
@@ -202,6 +211,7 @@ def take_over(conversation: Conversation, agent: User) -> Conversation:
         locked.save(update_fields=["status", "assignee", "updated_at"])
         joined = _system(locked, "agent.joined", author=agent)
         _announce(locked, joined)
+        _emit(locked, "conversation.assigned")
         transaction.on_commit(lambda: cancel_reply(locked.pk))
     return locked
 
@@ -240,6 +250,7 @@ def assign(conversation: Conversation, actor: User, user_id: object) -> Conversa
             locked.assignee_id = pk
         locked.save(update_fields=["assignee", "updated_at"])
         _announce(locked)
+        _emit(locked, "conversation.assigned")
     return locked
 
 
@@ -253,6 +264,7 @@ def close(conversation: Conversation, actor: User) -> Conversation:
         locked.save(update_fields=["status", "closed_at", "updated_at"])
         closed = _system(locked, "conversation.closed", author=actor)
         _announce(locked, closed)
+        _emit(locked, "conversation.closed")
         transaction.on_commit(lambda: cancel_reply(locked.pk))
     return locked
 
@@ -269,6 +281,7 @@ def reopen(conversation: Conversation, actor: User) -> Conversation:
         locked.save(update_fields=["status", "assignee", "closed_at", "updated_at"])
         reopened = _system(locked, "agent.joined", author=actor)
         _announce(locked, reopened)
+        _emit(locked, "conversation.assigned")
     return locked
 
 
@@ -290,6 +303,7 @@ def agent_reply(conversation: Conversation, agent: User, text: object) -> Messag
             conversation=locked, seq=_next_seq(locked), role=Role.AGENT, text=body, author=agent
         )
         _announce(locked, *joined, message)
+        emit_message(message, locked)
     return message
 
 

@@ -45,6 +45,8 @@ PUBLIC_URL_NAMES: frozenset[str] = frozenset(
         # The REST API's schema and its reference page (every endpoint needs an API key).
         "api:v1:openapi-json",
         "api:v1:openapi-view",
+        # The API's root: its version and links, nothing of any workspace.
+        "api:v1:root",
         # django-ninja's root: only an anchor for reverse(); it answers 404 to everyone.
         "api:v1:api-root",
     }

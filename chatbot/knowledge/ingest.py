@@ -329,9 +329,28 @@ def _sync(source: Source) -> None:
         content_hash=sha256(repr(hashes)),
         progress=progress.data,
     )
+    _emit(source, "source.synced", "")
 
 
 def _fail(source: Source, progress: _Progress, message: str) -> None:
     Source.objects.filter(pk=source.pk).update(
         status=SourceStatus.FAILED, error=message[:2000], progress=progress.data
     )
+    _emit(source, "source.failed", message[:2000])
+
+
+def _emit(source: Source, event_type: str, error: str) -> None:
+    """source.synced / source.failed for webhooks (chatbot.lib.events)."""
+    from chatbot.lib import events, ids
+
+    data = {
+        "source": {
+            "id": ids.encode("src", source.pk),
+            "bot": ids.encode("bot", source.bot_id),
+            "kind": source.kind,
+            "title": source.title,
+            "status": "ready" if event_type == "source.synced" else "failed",
+            "error": error,
+        }
+    }
+    events.emit(source.bot_id, event_type, lambda: data, order_key=ids.encode("src", source.pk))

@@ -105,7 +105,7 @@ class TestApi:
         _key, secret = actions.create_api_key(Membership.objects.get(user=alice), "CRM", "read")
         response = api(mangle(secret)).get("/api/v1/me")
         assert response.status_code == 401
-        assert "Authorization: Bearer prl_" in response.json()["detail"]
+        assert "Authorization: Bearer prl_" in response.json()["error"]["message"]
 
     def test_a_read_only_key_cannot_write(self, alice: User) -> None:
         read, _ = actions.create_api_key(Membership.objects.get(user=alice), "r", "read")

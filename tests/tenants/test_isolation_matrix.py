@@ -50,10 +50,10 @@ def _client(user: User, tenant: Tenant, api: bool) -> Client:
     return client
 
 
-def _send(client: Client, method: str, url: str, data: dict[str, Any]) -> Any:
+def _send(client: Client, method: str, url: str, data: dict[str, Any], api: bool = False) -> Any:
     if method == "get":
         return client.get(url)
-    if method == "post":
+    if method == "post" and not api:
         return client.post(url, data)
     return getattr(client, method)(url, data, content_type="application/json")
 
@@ -99,8 +99,8 @@ def test_another_tenant_gets_the_answer_of_a_missing_id_and_nothing_changes(
     missing_url = route.url(**_missing(case))
     saw_404 = False
     for method in case.methods:
-        foreign = _send(intruder, method, foreign_url, case.data)
-        missing = _send(intruder, method, missing_url, case.data)
+        foreign = _send(intruder, method, foreign_url, case.data, is_api)
+        missing = _send(intruder, method, missing_url, case.data, is_api)
         assert foreign.status_code == missing.status_code, (
             f"{method.upper()} {foreign_url}: another tenant's id answers "
             f"{foreign.status_code}, a missing id {missing.status_code}"
@@ -115,7 +115,9 @@ def test_another_tenant_gets_the_answer_of_a_missing_id_and_nothing_changes(
 
     # The entry must point at a real row: Acme's owner is not told "not found".
     owner = _client(alice, acme, is_api)
-    answers = [_send(owner, method, foreign_url, case.data).status_code for method in case.methods]
+    answers = [
+        _send(owner, method, foreign_url, case.data, is_api).status_code for method in case.methods
+    ]
     assert any(status != 404 for status in answers), (
         f"{route.name}: alice (Acme's owner) also gets 404, so the entry tests nothing"
     )

@@ -54,6 +54,8 @@ def test_a_private_route_refuses_anonymous_requests(route: Route) -> None:
     url = route.sample_url()
     client = Client()
     answers = {"GET": client.get(url), "POST": client.post(url, {})}
+    if all(r.status_code == 405 for r in answers.values()):  # e.g. an API DELETE/PATCH route
+        answers |= {"DELETE": client.delete(url), "PATCH": client.patch(url, {})}
     statuses = {method: response.status_code for method, response in answers.items()}
     allowed = {method: r for method, r in answers.items() if r.status_code != 405}
     assert allowed, f"{url} answers 405 to both GET and POST; the inventory cannot check it"

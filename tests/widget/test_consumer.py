@@ -652,3 +652,22 @@ class TestRedisLayer:
         assert (await receive(comm))["type"] == "pong"
         await actions.wait_for_replies()
         await comm.disconnect()
+
+
+class TestPageUpdates:
+    async def test_a_page_frame_on_the_site_is_kept_and_another_site_refused(
+        self, acme_bot: Bot, model: ScriptedModel
+    ) -> None:
+        from chatbot.conversations.models import Visitor
+
+        token, _ = await make_token(acme_bot)
+        comm, _ = await hello(acme_bot, token)
+        await comm.send_json_to({"type": "page", "url": SHOP + "/checkout?step=2"})
+        assert await comm.receive_nothing(0.2)
+        visitor = await Visitor.objects.filter(bot=acme_bot).afirst()
+        assert visitor is not None and visitor.page_url == SHOP + "/checkout?step=2"
+        for bad in ("https://evil.example/x", SHOP + ".evil.example/x", 42, "x" * 600):
+            await comm.send_json_to({"type": "page", "url": bad})
+            error = await receive(comm)
+            assert error["type"] == "error" and error["code"] == "bad_request"
+        await comm.disconnect()

@@ -270,6 +270,7 @@
       // A returning visitor reconnects now so replies arriving while closed count as unread.
       if (store.get().conversation) start();
       if (data.open) setOpen(true);
+      if (data.prefill) input.value = data.prefill;
     } else if (!host) {
       return;
     } else if (data.type === 'preview' && cfg.preview) {
@@ -281,6 +282,20 @@
       setOpen(false);
     } else if (data.type === 'locale') {
       setLocale(data.code);
+    } else if (data.type === 'page') {
+      if (ready) send({ type: 'page', url: String(data.url || '') });
+    } else if (data.type === 'prefill') {
+      input.value = String(data.text || '').slice(0, 4000);
+    } else if (data.type === 'shutdown') {
+      // Forget the visitor: no stored session, conversation or id; a fresh frame says ready.
+      try {
+        localStorage.removeItem(STORE_KEY);
+      } catch {
+        /* memory only */
+      }
+      memoryStore = {};
+      disconnect();
+      location.reload();
     } else if (data.type === 'identify') {
       if ((data.token || null) !== identity) {
         identity = data.token || null;
@@ -802,6 +817,7 @@
   }
 
   function onError(frame) {
+    toHost({ type: 'error', code: frame.code });
     const local = frame.client_id && pending.get(frame.client_id);
     if (local) {
       local.failed = frame.code;
@@ -824,7 +840,7 @@
     announced.add(msg.seq);
     if (msg.seq <= historyUpTo && !msg.live) return; // history replayed on connect
     speak(msg, true);
-    toHost({ type: 'message', role: msg.role, text: msg.text });
+    if (msg.text) toHost({ type: 'message', role: msg.role, text: msg.text });
     if (!panelOpen) {
       unread++;
       toHost({ type: 'unread', count: unread });
@@ -1040,7 +1056,13 @@
   }
 
   // Greeting, suggestions, closed notice and the "talk to a person" button follow the state.
+  let handoffTold = null; // the conversation whose wait for a person the host was told of
+
   function renderStatic() {
+    if (conversation && conversation.status === 'waiting' && handoffTold !== conversation.id) {
+      handoffTold = conversation.id;
+      toHost({ type: 'handoff' });
+    }
     $('title').textContent = bot.title || bot.name || t('chat');
     const empty = !messages.size && !pending.size;
     const log = $('log');

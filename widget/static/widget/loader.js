@@ -9,7 +9,9 @@
   if (!me || w.Parley && w.Parley.v) return; // loaded twice: the first copy keeps working
   var platform = new URL(me.src).origin;
   var queued = w.Parley && w.Parley.q || [];
-  var handlers = { open: [], close: [], message: [] };
+  var handlers = { open: [], close: [], message: [], ready: [], unread: [], handoff: [], error: [] };
+  var warned = {};
+  var prefill = '';
   var later = [];
   var isOpen = false;
   var frameReady = false;
@@ -36,14 +38,19 @@
     if (data.type === 'ready') {
       // The frame is listening; it trusts its host origin once this arrives from its parent.
       frameReady = true;
-      post({ type: 'init', locale: lang(), identity: identity, open: isOpen });
+      post({ type: 'init', locale: lang(), identity: identity, open: isOpen, prefill: prefill });
+      emit('ready');
     } else if (data.type === 'close') {
       setOpen(false, true);
     } else if (data.type === 'unread') {
       badge.textContent = data.count > 9 ? '9+' : data.count || '';
       badge.hidden = !data.count || isOpen;
-    } else if (data.type === 'message') {
+      emit('unread', { count: data.count || 0 });
+    } else if (data.type === 'message' && data.text) {
+      // A failed reply has no text: it is not a message the host should act on.
       emit('message', { role: data.role, text: data.text });
+    } else if (data.type === 'handoff' || data.type === 'error') {
+      emit(data.type, { code: data.code });
     }
   });
 
@@ -191,6 +198,27 @@
       if (button) label();
     } else if (command === 'on' && handlers[value] && typeof fn === 'function') {
       handlers[value].push(fn);
+    } else if (command === 'off' && handlers[value]) {
+      handlers[value] = fn ? handlers[value].filter(function (h) { return h !== fn; }) : [];
+    } else if (command === 'show' || command === 'hide') {
+      if (!root) later.push([command]);
+      else root.host.style.display = command === 'hide' ? 'none' : '';
+    } else if (command === 'prefill') {
+      prefill = String(value || '').slice(0, 4000);
+      post({ type: 'prefill', text: prefill });
+    } else if (command === 'update') {
+      // A single-page app changed page: agents see where the visitor is now.
+      post({ type: 'page', url: value && value.url || location.href });
+    } else if (command === 'shutdown') {
+      // The visitor logged out: forget them (the frame drops its stored session and visitor).
+      identity = null;
+      prefill = '';
+      if (root) setOpen(false);
+      if (badge) badge.hidden = true;
+      post({ type: 'shutdown' });
+    } else if (!warned[command]) {
+      warned[command] = 1;
+      console.warn('Parley: unknown command ' + command);
     }
   }
 
