@@ -305,6 +305,7 @@ def session(request: HttpRequest) -> HttpResponse:
         resume_visitor_id=read_resume_secret(body.get("resume"), bot),
         identity=identity,
         locale=locale or "",
+        preview=preview,
     )
     token, ttl = issue_session_token(bot, visitor.public_id, page_origin, preview=preview)
     response = JsonResponse(

@@ -63,6 +63,7 @@ def open_visitor(
     resume_visitor_id: str | None = None,
     identity: Any = None,
     locale: str = "",
+    preview: bool = False,
 ) -> Visitor:
     """The visitor for a new widget session.
 
@@ -100,12 +101,12 @@ def open_visitor(
         raise ActionError("bad_request", "Could not open the visitor session; try again.")
     if resume_visitor_id:
         visitor = Visitor.objects.filter(
-            bot=bot, public_id=resume_visitor_id, verified=False
+            bot=bot, public_id=resume_visitor_id, verified=False, preview=preview
         ).first()
         if visitor is not None:
             visitor.save(update_fields=["last_seen_at"])
             return visitor
-    return Visitor.objects.create(bot=bot, locale=locale[:10])
+    return Visitor.objects.create(bot=bot, locale=locale[:10], preview=preview)
 
 
 def note_visitor_context(visitor: Visitor, *, page_url: str = "", user_agent: str = "") -> None:

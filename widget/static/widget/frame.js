@@ -86,11 +86,22 @@
     '(\\n)'
   ].join('|'), 'g');
 
+  // Character references in text (not in code), as CommonMark and the dashboard's renderer
+  // read them: "&lt;b&gt;" shows "<b>". The result only ever becomes a text node.
+  const NAMED = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
+  const decode = (text) => text.replace(
+    /&(?:#(\d{1,7})|#[xX]([\da-fA-F]{1,6})|(amp|lt|gt|quot|apos|nbsp));/g,
+    (_, dec, hex, name) => {
+      if (name) return NAMED[name];
+      const n = dec ? parseInt(dec, 10) : parseInt(hex, 16);
+      return n > 0 && n < 0x110000 && (n < 0xd800 || n > 0xdfff) ? String.fromCodePoint(n) : '\ufffd';
+    });
+
   function inline(parent, text, depth = 0, links = true) {
-    if (depth > 6) return parent.append(text);
+    if (depth > 6) return parent.append(decode(text));
     let last = 0;
     for (const m of text.matchAll(INLINE)) {
-      if (m.index > last) parent.append(text.slice(last, m.index));
+      if (m.index > last) parent.append(decode(text.slice(last, m.index)));
       last = m.index + m[0].length;
       if (m[1]) {
         parent.append(el('code', null, m[2].replace(/^ (.*) $/, '$1')));
@@ -115,7 +126,7 @@
         parent.append(el('br'));
       }
     }
-    if (last < text.length) parent.append(text.slice(last));
+    if (last < text.length) parent.append(decode(text.slice(last)));
     return parent;
   }
 
@@ -923,7 +934,8 @@
       }
     }
     if (msg.role === 'assistant' && (msg.status === 'incomplete' || msg.status === 'failed')) {
-      const offline = msg.error && /offline|upstream|unavailable/.test(msg.error.code || '');
+      // The codes the model route sends when the model is down (docs/widget-protocol.md).
+      const offline = msg.error && /^(offline|connect|overloaded|upstream|timeout|auth)$/.test(msg.error.code || '');
       meta.append(el('span', 'state', t(offline ? 'assistantOffline' : 'incomplete')));
       if (msg.seq === lastSeq) {
         const retry = meta.appendChild(el('button', 'link', t('tryAgain')));
@@ -951,7 +963,7 @@
   const SYSTEM_TEXT = {
     'handoff.requested': 'handoffAsked',
     'agent.joined': 'agentJoined',
-    'conversation.closed': 'closedConversation'
+    'conversation.closed': 'conversationEnded'
   };
   function systemText(msg) {
     const key = SYSTEM_TEXT[msg.text];
@@ -1047,6 +1059,7 @@
         greeting = el('li', 'msg assistant greeting');
         greeting.dataset.seq = '0'; // always first
         greeting.append(el('span', 'sr'), el('div', 'bubble'));
+        greeting.lastChild.dir = 'auto';
         log.prepend(greeting);
       }
       greeting.firstChild.textContent = t('assistant');
@@ -1072,13 +1085,26 @@
       });
     }
     suggestions.hidden = !suggestions.childNodes.length;
+    // Closed: the log already says so; the composer gives way to one "new conversation" button.
     const closed = conversation && conversation.status === 'closed';
     const note = $('composer-note');
     note.hidden = !closed;
-    note.textContent = closed ? t('closedConversation') : '';
+    note.replaceChildren();
+    if (closed) {
+      const again = note.appendChild(el('button', 'chip', t('newConversation')));
+      again.type = 'button';
+      again.addEventListener('click', () => $('new-btn').click());
+    }
+    $('composer-row').hidden = !!closed;
     $('input').disabled = !!closed;
     $('attach-btn').hidden = !bot.accepts_images;
-    if (bot.status === 'offline' && !banner) showBanner('assistantOffline', null, connectNow);
+    // The model's state matters only while the bot answers; not once a person has the chat.
+    const botAnswers = !conversation || conversation.status === 'bot';
+    if (bot.status === 'offline' && botAnswers && !banner) {
+      showBanner('assistantOffline', null, connectNow);
+    } else if (!botAnswers && banner && banner.key === 'assistantOffline') {
+      hideBanner();
+    }
   }
 
   function showBanner(key, vars, retry) {
