@@ -208,6 +208,7 @@ INSTALLED_APPS = [
     "chatbot.llm",
     "chatbot.conversations",
     "chatbot.knowledge",
+    "chatbot.installs",
     "chatbot.dashboard",
     "chatbot.api",
     "widget",

@@ -13,6 +13,7 @@ urlpatterns = [
     path("dashboard/", include("chatbot.dashboard.urls")),
     path("tenants/", include("chatbot.tenants.urls")),
     path("bots/", include("chatbot.bots.urls")),
+    path("installs/", include("chatbot.installs.urls")),
     path("conversations/", include("chatbot.conversations.urls")),
     path("knowledge/", include("chatbot.knowledge.urls")),
     path("llm/", include("chatbot.llm.urls")),

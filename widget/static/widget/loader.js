@@ -198,11 +198,19 @@
   w.Parley.v = 1;
   queued.forEach(function (args) { api.apply(null, args); });
 
+  // A host page whose CSP refuses our config request: say so, not "allowed origins".
+  var blocked = '';
+  d.addEventListener('securitypolicyviolation', function (event) {
+    if (String(event.blockedURI).indexOf(platform) === 0) blocked = event.effectiveDirective;
+  });
+
   function start() {
     if (!bot) return console.warn("Parley: call Parley('init', {key: 'pk_...'}) first");
     // The config answers only to an allowed origin (CORS), so a page elsewhere gets no
     // launcher at all rather than a broken one.
-    fetch(platform + '/widget/config/' + encodeURIComponent(bot), { credentials: 'omit' })
+    // The page's path (no query) tells the bot's owner where the widget was last seen.
+    fetch(platform + '/widget/config/' + encodeURIComponent(bot) + '?page=' +
+      encodeURIComponent(location.pathname), { credentials: 'omit' })
       .then(function (response) {
         if (!response.ok) throw new Error(response.status);
         return response.json();
@@ -213,8 +221,11 @@
         later.forEach(function (args) { api.apply(null, args); });
       })
       .catch(function () {
-        console.warn('Parley: this assistant is not available on ' + location.origin +
-          " (is it in the bot's allowed origins?)");
+        // Later: the violation event may come after the failed fetch.
+        setTimeout(function () { console.warn('Parley: this assistant is not available on ' + location.origin + (blocked
+          ? ": this page's Content-Security-Policy blocks " + platform + ' (' + blocked +
+            "); see the bot's install guide"
+          : " (is it in the bot's allowed origins?)")); }, 100);
       });
   }
   if (d.body) start(); else d.addEventListener('DOMContentLoaded', start);
