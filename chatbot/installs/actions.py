@@ -134,9 +134,8 @@ def source_allows(sources: list[str], url: str) -> bool:
             continue
         if src_port == "*" or (src_port and int(src_port) == port):
             return True
-        if not src_port and port == (443 if (src_scheme or scheme) == "https" else 80):
-            return True
-        if not src_port and src_scheme is None and target.port is None:
+        # No port in the source: the target must be on its scheme's default port.
+        if not src_port and port == (443 if scheme == "https" else 80):
             return True
     return False
 

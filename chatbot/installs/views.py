@@ -31,7 +31,7 @@ def check(request: HttpRequest, bot_id: int) -> HttpResponse:
             "bot": bot,
             "sites": actions.site_statuses(bot),
             "report": report,
-            "url": url or (bot.allowed_origins[0] + "/" if bot.allowed_origins else ""),
+            "check_url": url or (bot.allowed_origins[0] + "/" if bot.allowed_origins else ""),
         },
         status=200,
     )
