@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import get_language, gettext, ngettext
+from django.utils.translation import get_language, get_language_bidi, gettext, ngettext
 from jinja2 import Environment
 
 
@@ -27,6 +27,7 @@ def environment(**options: Any) -> Environment:
             "url": url,
             "get_messages": messages.get_messages,
             "get_language": get_language,
+            "get_language_bidi": get_language_bidi,
             "now": timezone.now,
             "SITE_URL": settings.SITE_URL,
             "DEBUG": settings.DEBUG,

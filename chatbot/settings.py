@@ -209,6 +209,7 @@ INSTALLED_APPS = [
     "chatbot.conversations",
     "chatbot.knowledge",
     "chatbot.installs",
+    "chatbot.profiles",
     "chatbot.dashboard",
     "chatbot.api",
     "widget",
@@ -219,12 +220,16 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The dashboard's language: the browser's (Accept-Language), unless the member chose one
+    # on their profile (chatbot.profiles.middleware, after authentication).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "chatbot.profiles.middleware.ProfileLanguageMiddleware",
     "chatbot.tenants.middleware.TenantMiddleware",
 ]
 
@@ -546,6 +551,7 @@ LANGUAGES = [
     ("de", "Deutsch"),
     ("ar", "العربية"),
 ]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -147,7 +147,7 @@ def _announce(message: Message, conversation: Conversation | None = None) -> Non
         if message.role != Role.ASSISTANT or message.status != MessageStatus.STREAMING:
             from .takeover import touch_inbox  # the agents' inbox list moves too
 
-            touch_inbox(conversation_id, conversation)
+            touch_inbox(conversation_id, conversation, by_visitor=message.role == Role.VISITOR)
 
     transaction.on_commit(send)
 

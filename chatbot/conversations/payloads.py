@@ -7,6 +7,8 @@ from typing import Any
 from django.core import signing
 from django.urls import reverse
 
+from chatbot.profiles.actions import avatar_url
+
 from .models import Attachment, Conversation, Message
 
 ATTACHMENT_SALT = "parley.widget.attachment"
@@ -34,10 +36,12 @@ def message_payload(message: Message, *, text: str | None = None) -> dict[str, A
         if message.error_code
         else None
     )
-    author = None
+    author = avatar = None
     # Agents' replies, notes and system lines ("agent.joined") name the person.
     if message.role in ("agent", "system", "note") and message.author_id is not None:
         author = getattr(message.author, "display_name", None)
+        if message.role == "agent":
+            avatar = avatar_url(message.author_id)
     return {
         "seq": message.seq,
         "role": message.role,
@@ -47,6 +51,7 @@ def message_payload(message: Message, *, text: str | None = None) -> dict[str, A
         "created_at": message.created_at.isoformat() if message.created_at else None,
         "feedback": message.feedback or None,
         "author": author,
+        "author_avatar": avatar,
         # Only visitors attach files: no query for the other roles' messages.
         "attachments": [attachment_payload(a) for a in message.attachments.all()]
         if message.role == "visitor"

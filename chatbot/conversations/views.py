@@ -139,6 +139,14 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
 
 
 @member_required
+def waiting_json(request: HttpRequest) -> HttpResponse:
+    """How many visitors wait for a person (the nav's count refetches it on inbox events)."""
+    response = JsonResponse({"waiting": waiting_count(request.tenant)})  # type: ignore[attr-defined]
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@member_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
     template = (
         "conversations/_list.html"

@@ -18,10 +18,12 @@ Icons: one of ICONS below (an unknown name falls back to a dot).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext
 
 from chatbot.tenants.models import Role
 
@@ -40,6 +42,8 @@ class NavItem:
     roles: frozenset[str] = EVERYONE
     icon: str = ""
     order: int = 50
+    # A number shown next to the entry (the inbox's waiting visitors), or None.
+    badge: Callable[[HttpRequest], int] | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class NavLink:
     url: str
     icon: str
     active: bool
+    badge: int | None = None
 
 
 NAV: list[NavItem] = [
@@ -81,7 +86,8 @@ def links_for(request: HttpRequest) -> list[NavLink]:
             continue
         # "Home" is active only on itself; other sections also own their sub-pages.
         active = path == url if item.url_name == "dashboard:home" else path.startswith(url)
-        links.append(NavLink(item.label, url, item.icon, active))
+        badge = item.badge(request) if item.badge is not None else None
+        links.append(NavLink(gettext(item.label), url, item.icon, active, badge))
     return links
 
 

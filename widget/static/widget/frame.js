@@ -886,7 +886,16 @@
     const node = el('li', 'msg ' + msg.role);
     if (msg.seq) node.dataset.seq = msg.seq;
     node.append(el('span', 'sr', (msg.role === 'agent' && msg.author) || t(ROLE_LABEL[msg.role] || 'system')));
-    if (msg.role === 'agent' && msg.author) node.append(el('span', 'author', msg.author));
+    if (msg.role === 'agent' && msg.author) {
+      const who = node.appendChild(el('span', 'author'));
+      // The member's avatar, from our own origin only (the frame's CSP allows no other).
+      if (msg.author_avatar && msg.author_avatar.startsWith('/')) {
+        const face = who.appendChild(el('img', 'face'));
+        face.alt = '';
+        face.src = msg.author_avatar;
+      }
+      who.append(msg.author);
+    }
     const bubble = node.appendChild(el('div', 'bubble'));
     bubble.dir = 'auto'; // an English reply in an Arabic panel (and vice versa) reads right
     if (msg.role === 'system') {
