@@ -443,7 +443,8 @@ if EMAIL_URL:
         }
     }
 else:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+    # Printed decoded (links whole), not as the raw quoted-printable message.
+    MAILERS = {"default": {"BACKEND": "chatbot.core.emails.ConsoleBackend"}}
 EMAIL_CONFIGURED = bool(EMAIL_URL)
 
 # --- Static files, uploads --------------------------------------------------------------------

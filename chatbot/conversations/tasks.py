@@ -29,8 +29,8 @@ def notify_team_of_waiting(conversation_id: int) -> int:
     waiting (someone took it meanwhile) is not announced.
     """
     from django.conf import settings
-    from django.core.mail import send_mail
 
+    from chatbot.core.emails import Email, send_branded
     from chatbot.tenants.models import Membership
 
     from .models import Conversation, Status
@@ -38,7 +38,9 @@ def notify_team_of_waiting(conversation_id: int) -> int:
     if not getattr(settings, "EMAIL_CONFIGURED", False):
         return 0
     conversation = (
-        Conversation.objects.select_related("bot", "visitor").filter(pk=conversation_id).first()
+        Conversation.objects.select_related("bot__tenant", "visitor")
+        .filter(pk=conversation_id)
+        .first()
     )
     if conversation is None or conversation.status != Status.WAITING:
         return 0
@@ -57,11 +59,17 @@ def notify_team_of_waiting(conversation_id: int) -> int:
         "conversations:detail", args=[conversation.public_id]
     )
     who = conversation.visitor.name or "A visitor"
-    send_mail(
-        f"{who} is waiting for a person ({conversation.bot.name})",
-        f"{who} asked to talk to a person on {conversation.bot.name}.\n\nOpen the "
-        f"conversation: {link}\n",
-        None,
+    tenant = conversation.bot.tenant
+    send_branded(
+        Email(
+            subject=f"{who} is waiting for a person ({conversation.bot.name})",
+            heading=f"{who} is waiting for a person",
+            paragraphs=[f"{who} asked to talk to a person on {conversation.bot.name}."],
+            action_label="Open the conversation",
+            action_url=link,
+            tenant_name=tenant.name,
+            footer=["You get this email because you are a member of this workspace."],
+        ),
         recipients,
     )
     return len(recipients)
