@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.urls import NoReverseMatch, reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from chatbot.tenants.models import Role
 
@@ -55,12 +55,14 @@ class NavLink:
     badge: int | None = None
 
 
+# Labels are English msgids, translated when the links are built (apps mark theirs with
+# gettext_noop so that `make messages` extracts them).
 NAV: list[NavItem] = [
-    NavItem("Home", "dashboard:home", EVERYONE, "home", 10),
-    NavItem("Team", "dashboard:team", MANAGERS, "users", 80),
-    NavItem("API keys", "dashboard:keys", MANAGERS, "key", 85),
-    NavItem("Audit log", "dashboard:audit", MANAGERS, "list", 90),
-    NavItem("Settings", "dashboard:settings", MANAGERS, "settings", 95),
+    NavItem(gettext_noop("Home"), "dashboard:home", EVERYONE, "home", 10),
+    NavItem(gettext_noop("Team"), "dashboard:team", MANAGERS, "users", 80),
+    NavItem(gettext_noop("API keys"), "dashboard:keys", MANAGERS, "key", 85),
+    NavItem(gettext_noop("Audit log"), "dashboard:audit", MANAGERS, "list", 90),
+    NavItem(gettext_noop("Settings"), "dashboard:settings", MANAGERS, "settings", 95),
 ]
 
 
