@@ -26,7 +26,9 @@ def strings(catalog: Any) -> dict[str, Any]:
     """msgid -> translation, for translated entries (Babel writes an untranslated plural
     entry into the .mo with the English forms: those count as untranslated)."""
     return {
-        (m.id if isinstance(m.id, str) else m.id[0]): tuple(m.string) if isinstance(m.string, tuple | list) else m.string
+        (m.id if isinstance(m.id, str) else m.id[0]): (
+            tuple(m.string) if isinstance(m.string, tuple | list) else m.string
+        )
         for m in catalog
         if m.id
         and (
@@ -61,9 +63,7 @@ def test_translations_keep_every_placeholder(lang: str) -> None:
 
 
 @pytest.mark.django_db
-def test_the_browsers_language_and_then_the_members_choice(
-    client_for: Any, alice: User
-) -> None:
+def test_the_browsers_language_and_then_the_members_choice(client_for: Any, alice: User) -> None:
     client: Client = client_for(alice)
     german = client.get("/dashboard/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
     assert '<html lang="de" dir="ltr">' in german and "Posteingang" in german

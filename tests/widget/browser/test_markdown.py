@@ -43,7 +43,7 @@ CASES = [
     ("![a cat](https://example.com/cat.png)", '<p><span class="img-alt">[a cat]</span></p>'),
     ("<b>hi</b> &amp; <i>", "<p>&lt;b&gt;hi&lt;/b&gt; &amp; &lt;i&gt;</p>"),
     # Character references read as CommonMark does (text only, never markup); not in code.
-    ("&lt;script&gt; &quot;x&quot; &#169; &#x41;", "<p>&lt;script&gt; \"x\" © A</p>"),
+    ("&lt;script&gt; &quot;x&quot; &#169; &#x41;", '<p>&lt;script&gt; "x" © A</p>'),
     ("&bogus; &#0; &#xD800; `&lt;`", "<p>&amp;bogus; \ufffd \ufffd <code>&amp;lt;</code></p>"),
     ("**&lt;b&gt;**", "<p><strong>&lt;b&gt;</strong></p>"),
     ("**unclosed", "<p>**unclosed</p>"),

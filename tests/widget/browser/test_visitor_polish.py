@@ -38,9 +38,7 @@ def test_a_model_that_refuses_connections_reads_as_assistant_offline(
     assert Client().get(config, HTTP_ORIGIN=shop.site.origin).json()["status"] == "offline"
 
 
-def test_the_greeting_reads_in_its_own_direction_in_an_arabic_panel(
-    page: Any, shop: Shop
-) -> None:
+def test_the_greeting_reads_in_its_own_direction_in_an_arabic_panel(page: Any, shop: Shop) -> None:
     shop.bot.default_locale = "ar"
     shop.bot.greeting = "Hello! Ask me anything."
     shop.bot.save()
@@ -49,6 +47,9 @@ def test_the_greeting_reads_in_its_own_direction_in_an_arabic_panel(
     bubble = frame.locator("#log .greeting .bubble")
     assert bubble.get_attribute("dir") == "auto"
     # The full stop stays at the end of the English sentence (its right edge, in LTR).
-    assert frame.evaluate(
-        "getComputedStyle(document.querySelector('#log .greeting .bubble p')).direction"
-    ) == "ltr"
+    assert (
+        frame.evaluate(
+            "getComputedStyle(document.querySelector('#log .greeting .bubble p')).direction"
+        )
+        == "ltr"
+    )
