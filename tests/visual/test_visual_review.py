@@ -150,6 +150,11 @@ def test_every_dashboard_page_fits_and_reads_at_every_size_and_theme(
             for name, path in pages.items():
                 page.goto(asgi_server.url + path)
                 review(page, f"{name}-{size}-{scheme}", shots, axe, problems)
+                if name == "bot":
+                    # The accent colour is a swatch one can see, not a collapsed grey line.
+                    swatch = page.locator("input[type=color]").bounding_box()
+                    if not swatch or swatch["width"] < 40 or swatch["height"] < 30:
+                        problems.append(f"bot-{size}-{scheme}: colour input {swatch}")
             context.close()
     print(
         f"visual review: {len(pages) * 4} dashboard screenshots in {shots} "
