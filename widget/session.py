@@ -350,7 +350,7 @@ class WidgetSession:
             "conversation": received.conversation.public_id,
         }
         message = {"type": "message", "message": message_payload(received.message)}
-        events = [ack, message]
+        events: list[dict[str, Any]] = [ack, message]
         if created and not received.duplicate and not received.reply_wanted:
             # A first message that asked for a person: the answer (the system line, the new
             # status) was announced before this socket could follow the new conversation.

@@ -33,6 +33,12 @@ def failed_chat(bot: Bot, text: str, code: str = "connect") -> Any:
     return conversation
 
 
+def row_of(page: str, conversation: Any) -> str:
+    """The inbox list's row of one conversation."""
+    row = page[page.index(f'data-conversation-id="{conversation.public_id}"') :]
+    return row[: row.index("</tr>")]
+
+
 def test_a_conversation_whose_reply_failed_is_not_answered_by_the_bot(
     client_for: Any, charlie: User, bot: Bot
 ) -> None:
@@ -40,11 +46,9 @@ def test_a_conversation_whose_reply_failed_is_not_answered_by_the_bot(
     answered = chat(bot, "Are you open today?")
     client = client_for(charlie)
     body = client.get("/conversations/").content.decode()
-    row = body[body.index(f'data-conversation-id="{failed.public_id}"') :]
-    row = row[: row.index("</tr>")]
+    row = row_of(body, failed)
     assert "The bot could not answer" in row and "Answered by the bot" not in row
-    row = body[body.index(f'data-conversation-id="{answered.public_id}"') :]
-    assert "Answered by the bot" in row[: row.index("</tr>")]
+    assert "Answered by the bot" in row_of(body, answered)
     page = client.get(f"/conversations/{failed.public_id}/").content.decode()
     status_line = page[
         page.index('id="status-line"') : page.index("</p>", page.index("status-line"))
@@ -59,11 +63,9 @@ def test_the_owners_preview_chats_are_labelled_as_preview_in_the_inbox_and_expor
     customer = chat(bot, "A real question")
     client = client_for(alice)
     body = client.get("/conversations/").content.decode()
-    row = body[body.index(f'data-conversation-id="{preview.public_id}"') :]
-    row = row[: row.index("</tr>")]
+    row = row_of(body, preview)
     assert "Preview (your team)" in row and "Anonymous visitor" not in row
-    row = body[body.index(f'data-conversation-id="{customer.public_id}"') :]
-    assert "Anonymous visitor" in row[: row.index("</tr>")]
+    assert "Anonymous visitor" in row_of(body, customer)
     assert (
         "Preview (your team)" in client.get(f"/conversations/{preview.public_id}/").content.decode()
     )
