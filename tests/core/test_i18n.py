@@ -76,3 +76,24 @@ def test_the_browsers_language_and_then_the_members_choice(client_for: Any, alic
     assert '<html lang="ar" dir="rtl">' in arabic and "صندوق الوارد" in arabic
     # The dashboard's scripts get their words in the same language.
     assert json.dumps("زائر ينتظر شخصًا.")[1:-1] in arabic
+
+
+@pytest.mark.django_db
+def test_dates_and_numbers_follow_the_language(client_for: Any, alice: User, acme: Any) -> None:
+    from datetime import UTC, datetime
+
+    from django.utils import translation
+
+    from chatbot.jinja2 import day, number, when
+
+    moment = datetime(2026, 12, 5, 17, 44, tzinfo=UTC)
+    with translation.override("en"):
+        assert (day(moment), number(1234.5)) == ("12/05/2026", "1,234.5")
+    with translation.override("fr"):
+        assert (day(moment), when(moment)) == ("05/12/2026", "05/12/2026 17:44")
+        assert number(1234.5) in ("1\u202f234,5", "1\xa0234,5", "1 234,5")
+    with translation.override("de"):
+        assert (day(moment), number(1234.5)) == ("05.12.2026", "1.234,5")
+    update_profile(alice, name="Alice", avatar=None, remove_avatar=False, language="de")
+    page = client_for(alice).get("/dashboard/team/").content.decode()
+    assert datetime.now(UTC).strftime("%d.%m.%Y") in page
