@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatbot.bots.models import Bot
 from chatbot.lib import fanout
+from chatbot.llm.types import DOWN_CODES
 
 from .broadcast import broadcast
 from .models import (
@@ -356,7 +358,30 @@ def finish_reply(
         Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
         message.conversation.updated_at = now
         _announce(message, message.conversation)
+        if status != MessageStatus.COMPLETE and error_code in DOWN_CODES:
+            _alert_model_down(message.conversation.bot)
     return message
+
+
+MODEL_DOWN_ALERT_EVERY = 3600
+
+
+def _alert_model_down(bot: Bot) -> None:
+    """The model could not be reached for this reply: email the workspace's owners and
+    admins, at most once an hour per workspace (the cache decides, across processes)."""
+    if not cache.add(f"parley:model-down-alert:{bot.tenant_id}", 1, MODEL_DOWN_ALERT_EVERY):
+        return
+    bot_id = bot.pk
+
+    def queue() -> None:
+        from .tasks import alert_model_down
+
+        try:
+            alert_model_down.delay(bot_id)
+        except Exception:  # the broker being down must not fail the reply's bookkeeping
+            log.exception("could not queue the model-down alert")
+
+    transaction.on_commit(queue)
 
 
 def sweep_stale_replies(older_than: timedelta = STALE_REPLY_AFTER) -> int:

@@ -73,3 +73,49 @@ def notify_team_of_waiting(conversation_id: int) -> int:
         recipients,
     )
     return len(recipients)
+
+
+@shared_task(acks_late=True)
+def alert_model_down(bot_id: int) -> int:
+    """Email the workspace's owners and admins that a bot's model could not be reached (if
+    email is set up). Queued at most once an hour per workspace (actions._alert_model_down).
+    Returns the number of addresses written to."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    from chatbot.bots.models import Bot
+    from chatbot.core.emails import Email, send_branded
+    from chatbot.tenants.models import Membership, Role
+
+    if not getattr(settings, "EMAIL_CONFIGURED", False):
+        return 0
+    bot = Bot.objects.select_related("tenant").filter(pk=bot_id).first()
+    if bot is None:
+        return 0
+    recipients = sorted(
+        set(
+            Membership.objects.filter(
+                tenant_id=bot.tenant_id, role__in=[Role.OWNER, Role.ADMIN]
+            ).values_list("user__email", flat=True)
+        )
+    )
+    if not recipients:
+        return 0
+    site = settings.SITE_URL.rstrip("/")
+    send_branded(
+        Email(
+            subject=f"{bot.name} cannot reach its language model",
+            heading=f"{bot.name} cannot answer visitors right now",
+            paragraphs=[
+                "A reply failed because the bot's language model could not be reached. "
+                "Visitors are told the assistant is unavailable and can ask for a person.",
+                "Home in the dashboard shows how many replies failed in the last hour.",
+            ],
+            action_label="Check the model endpoints",
+            action_url=site + reverse("llm:endpoints"),
+            tenant_name=bot.tenant.name,
+            footer=["At most one such email an hour per workspace."],
+        ),
+        recipients,
+    )
+    return len(recipients)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from chatbot.bots.models import Bot
 from chatbot.conversations.models import Message, MessageStatus, Role
 from chatbot.conversations.replies import bot_model_status
-from chatbot.llm.service import DOWN_CODES
+from chatbot.llm.types import DOWN_CODES
 from chatbot.tenants.models import Tenant
 
 RECENT = timedelta(hours=1)

@@ -27,7 +27,7 @@ from .models import BotRoute, ModelEndpoint, Source
 from .prompt import build_request
 from .routing import client_for, health_for, stream_route
 from .spec import EndpointSpec
-from .types import ChatMessage, ChatRequest, Event, Finish, Passage, StreamError
+from .types import DOWN_CODES, ChatMessage, ChatRequest, Event, Finish, Passage, StreamError
 
 if TYPE_CHECKING:
     from chatbot.bots.models import Bot
@@ -81,10 +81,6 @@ def bot_route(bot: Bot) -> list[ModelEndpoint]:
 
 def route_accepts_images(bot: Bot) -> bool:
     return any(endpoint.images for endpoint in bot_route(bot))
-
-
-# Errors that say the endpoint itself is down or refusing (not the request, not the visitor).
-DOWN_CODES = frozenset({"connect", "timeout", "upstream", "overloaded", "offline", "auth"})
 
 
 def _reachable(endpoint: ModelEndpoint) -> bool:

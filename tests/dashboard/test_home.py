@@ -75,3 +75,32 @@ def test_home_alerts_when_the_model_is_down(client_for: Any, alice: User, acme: 
     with override_settings(LLM_ENDPOINTS_JSON="[]", LLM_ENDPOINTS_FILE="", LLM_AUTODETECT=False):
         page = client_for(alice).get("/dashboard/").content.decode()
         assert "Helper cannot answer visitors" in page
+
+
+def test_owners_and_admins_are_emailed_once_an_hour_when_the_model_is_down(
+    alice: User,
+    charlie: User,
+    acme: Tenant,
+    settings: Any,
+    mailoutbox: Any,
+    monkeypatch: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.core.cache import cache
+
+    from chatbot.celery import app
+
+    settings.EMAIL_CONFIGURED = True
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    cache.clear()
+    bot = create_bot(acme, alice, name="Helper", allowed_origins=["https://shop.example"])
+    for code in ("connect", "overloaded", "context"):
+        conversation = chat(bot, "Hello?", reply=None)
+        message = actions.create_reply_message(conversation.pk)
+        assert message is not None
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.finish_reply(message.pk, text="", status=MessageStatus.FAILED, error_code=code)
+    [email] = mailoutbox  # charlie is an agent: not written to; the second failure: no repeat
+    assert email.to == ["alice@acme.test"]
+    assert email.subject == "Helper cannot reach its language model · Acme"
+    assert "/llm/endpoints/" in email.body and "Acme" in email.alternatives[0][0]
