@@ -96,3 +96,14 @@ def test_the_console_backend_prints_links_whole() -> None:
     assert link in printed.splitlines()
     assert "Subject: Confirm" in printed and "é" * 10 in printed
     assert "=\n" not in printed and "[HTML part:" in printed
+
+
+def test_allauths_other_emails_greet_from_parley_not_the_host(client: Client, alice: User) -> None:
+    mail.outbox.clear()
+    # Signing up with a taken address: allauth's "account already exists" notice.
+    client.post(
+        "/accounts/signup/",
+        {"workspace": "Again", "email": "alice@acme.test", "password1": "another pass 42 x"},
+    )
+    [message] = mail.outbox
+    assert "Hello from Parley!" in message.body and "127.0.0.1" not in message.body.split("\n")[0]
