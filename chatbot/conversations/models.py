@@ -217,6 +217,12 @@ class RetentionDays(models.IntegerChoices):
     FOREVER = 0, "Forever"
 
 
+class AgentNames(models.TextChoices):
+    FULL = "full", "Their display name and avatar"
+    FIRST = "first", "Their first name and avatar"
+    TEAM = "team", "The workspace's name only (“Acme team”)"
+
+
 class InboxSettings(models.Model):
     """A workspace's live-chat settings: office hours and how long conversations are kept.
 
@@ -244,6 +250,11 @@ class InboxSettings(models.Model):
         blank=True,
         default="Our team is away right now. Leave your email address here and we will "
         "get back to you.",
+    )
+
+    # How visitors see the person who answers them.
+    agent_names = models.CharField(
+        max_length=5, choices=AgentNames.choices, default=AgentNames.FULL
     )
 
     objects = TenantScopedManager()

@@ -6,10 +6,12 @@ from typing import Any
 
 from django.core import signing
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from chatbot.profiles.actions import avatar_url
+from chatbot.tenants.models import Tenant
 
-from .models import Attachment, Conversation, Message
+from .models import AgentNames, Attachment, Conversation, InboxSettings, Message
 
 ATTACHMENT_SALT = "parley.widget.attachment"
 
@@ -30,6 +32,23 @@ def attachment_payload(attachment: Attachment) -> dict[str, Any]:
     }
 
 
+def agent_identity(message: Message) -> tuple[str | None, str | None]:
+    """(name, avatar URL) of a message's author as visitors see them."""
+    policy = (
+        InboxSettings.objects.filter(tenant__bots__conversations=message.conversation_id)
+        .values_list("agent_names", flat=True)
+        .first()
+    ) or AgentNames.FULL
+    if policy == AgentNames.TEAM:
+        tenant = Tenant.objects.filter(bots__conversations=message.conversation_id).first()
+        return (gettext("%(name)s team") % {"name": tenant.name} if tenant else None), None
+    name = getattr(message.author, "display_name", None)
+    if policy == AgentNames.FIRST and name:
+        name = name.split()[0]
+    avatar = avatar_url(message.author_id) if message.role == "agent" else None
+    return name, avatar
+
+
 def message_payload(message: Message, *, text: str | None = None) -> dict[str, Any]:
     error = (
         {"code": message.error_code, "message": message.error_message}
@@ -37,11 +56,10 @@ def message_payload(message: Message, *, text: str | None = None) -> dict[str, A
         else None
     )
     author = avatar = None
-    # Agents' replies, notes and system lines ("agent.joined") name the person.
+    # Agents' replies, notes and system lines ("agent.joined") name the person, as the
+    # workspace's policy says (InboxSettings.agent_names).
     if message.role in ("agent", "system", "note") and message.author_id is not None:
-        author = getattr(message.author, "display_name", None)
-        if message.role == "agent":
-            avatar = avatar_url(message.author_id)
+        author, avatar = agent_identity(message)
     return {
         "seq": message.seq,
         "role": message.role,

@@ -96,3 +96,34 @@ def test_the_inbox_entry_counts_waiting_visitors(client_for: Any, charlie: User,
     assert client.get("/conversations/waiting.json").json() == {"waiting": 1}
     page = client.get("/dashboard/").content.decode()
     assert 'data-nav-waiting="1"' in page
+
+
+def test_the_workspace_chooses_how_visitors_see_its_team(
+    client_for: Any, alice: User, charlie: User, acme: Any
+) -> None:
+    from chatbot.profiles.actions import update_profile
+
+    update_profile(charlie, name="Charlie Brown", avatar=picture(), remove_avatar=False)
+    conversation = chat(make_bot(acme, "Helper"), "Hi", reply=None)
+    takeover.agent_reply(conversation, charlie, "Hello!")
+
+    def seen() -> tuple[str, bool]:
+        rows = Message.objects.filter(conversation=conversation).order_by("seq")
+        joined, reply = (message_payload(m) for m in rows if m.role in (Role.SYSTEM, Role.AGENT))
+        assert joined["author"] == reply["author"]
+        return reply["author"], reply["author_avatar"] is not None
+
+    assert seen() == ("Charlie Brown", True)
+    client = client_for(alice)
+    page = client.get("/dashboard/settings/").content.decode()
+    assert "How visitors see your team" in page
+    for policy, expected in (("first", ("Charlie", True)), ("team", ("Acme team", False))):
+        response = client.post(
+            "/dashboard/settings/", {"section": "agent_names", "agent_names-agent_names": policy}
+        )
+        assert response.status_code in (200, 302), response.content.decode()[:300]
+        assert seen() == expected
+    # Agents in the dashboard still see who answered.
+    assert (
+        "Charlie Brown" in client.get(f"/conversations/{conversation.public_id}/").content.decode()
+    )
