@@ -53,3 +53,18 @@ def test_the_greeting_reads_in_its_own_direction_in_an_arabic_panel(page: Any, s
         )
         == "ltr"
     )
+
+
+def test_a_host_csp_that_blocks_the_widget_is_named_in_the_console(page: Any, shop: Shop) -> None:
+    from chatbot.bots.snippets import site_origin
+
+    platform = site_origin()
+    policy = f"script-src 'unsafe-inline' {platform}; connect-src 'self'; frame-src {platform}"
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+    shop.site.pages["/strict"] = shop.site.pages["/"].replace("<head>", "<head>" + meta, 1)
+    with page.expect_console_message(lambda m: m.text.startswith("Parley:")) as message:
+        page.goto(shop.site.url("/strict"))
+    warning = message.value.text
+    assert "Content-Security-Policy blocks " + platform in warning
+    assert "connect-src" in warning and "allowed origins" not in warning
+    assert page.locator("parley-widget").count() == 0
