@@ -81,6 +81,12 @@ def test_an_agent_is_alerted_and_the_visitor_sees_who_answers(
     frame.fill("#input", "Can I talk to a person?")
     frame.press("#input", "Enter")
 
+    # The visitor is told at once (not left with "typing…"), and the banner goes.
+    frame.wait_for_function(
+        "() => document.getElementById('log').textContent.includes('We have asked someone')"
+        " && !document.querySelector('#log .typing') && document.getElementById('banner').hidden",
+        polling=100,
+    )
     agent.wait_for_function("() => window.parleyAlerts.length >= 2", polling=100)
     assert alerts(agent) == ["tone", "notification: A visitor is waiting for a person."]
     agent.wait_for_function(
