@@ -68,3 +68,24 @@ def test_a_host_csp_that_blocks_the_widget_is_named_in_the_console(page: Any, sh
     assert "Content-Security-Policy blocks " + platform in warning
     assert "connect-src" in warning and "allowed origins" not in warning
     assert page.locator("parley-widget").count() == 0
+
+
+def test_the_socket_and_an_upload_asking_together_share_one_session(page: Any, shop: Shop) -> None:
+    from chatbot.conversations.models import Visitor
+
+    from .test_widget_states import png_bytes
+
+    operator_endpoint("vision", "http://127.0.0.1:9/v1", "llama", images=True)
+    held: list[Any] = []  # the session requests, answered only once both could have asked
+    page.route("**/widget/api/session", lambda route: held.append(route))
+    frame = open_widget(page, shop.url)  # the socket's session request is now pending
+    frame.set_input_files(
+        "#file", files=[{"name": "bike.png", "mimeType": "image/png", "buffer": png_bytes()}]
+    )
+    frame.wait_for_selector("#previews li.uploading")
+    frame.evaluate("() => new Promise((done) => setTimeout(done, 0))")  # the upload has asked
+    assert len(held) == 1
+    for route in held:
+        route.continue_()
+    frame.wait_for_selector("#previews li:not(.uploading) img")
+    assert Visitor.objects.filter(bot=shop.bot).count() == 1

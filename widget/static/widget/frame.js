@@ -327,6 +327,9 @@
     }
   };
 
+  // One request at a time: the socket and an upload asking together must share one session
+  // (two would make two visitors, and the upload would belong to the other one).
+  let sessionPending = null;
   async function session(force) {
     const saved = store.get();
     const who = identity ? identitySubject(identity) : '';
@@ -335,6 +338,13 @@
       scheduleRefresh(saved.exp);
       return saved.token;
     }
+    if (!sessionPending) {
+      sessionPending = newSession(saved, who).finally(() => { sessionPending = null; });
+    }
+    return sessionPending;
+  }
+
+  async function newSession(saved, who) {
     const response = await fetch(urls.session, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
