@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test lint typecheck check serve-only clean help widget-assets
+.PHONY: run test lint typecheck check serve-only clean help widget-assets messages
 
 help:
 	@echo "make run    - set up and serve Parley on http://$(HOST):$(PORT) with a demo tenant"
@@ -60,3 +60,19 @@ widget-assets:
 	} > widget/static/widget/loader.min.js.tmp
 	@mv widget/static/widget/loader.min.js.tmp widget/static/widget/loader.min.js
 	@gzip -9c widget/static/widget/loader.min.js | wc -c | xargs echo "loader.min.js gzip bytes:"
+
+# The dashboard's translation catalogues (locale/<lang>/LC_MESSAGES/django.po): extract the
+# strings (Python and Jinja2), merge them into each language, compile the .mo files (committed:
+# running Parley needs no gettext tools). Babel, not makemessages: Django cannot read Jinja2.
+LANGS = fr es de ar
+BABEL_KEYS = -k _ -k gettext -k gettext_lazy -k gettext_noop -k ngettext:1,2 -k pgettext:1c,2
+messages: $(VENV)/.installed-dev
+	$(VENV)/bin/pybabel -q extract -F babel.cfg $(BABEL_KEYS) --no-location --sort-output \
+	  --project=Parley -o locale/django.pot .
+	@for lang in $(LANGS); do \
+	  if [ -f locale/$$lang/LC_MESSAGES/django.po ]; then \
+	    $(VENV)/bin/pybabel -q update -i locale/django.pot -d locale -D django -l $$lang \
+	      --no-fuzzy-matching --ignore-obsolete; \
+	  else $(VENV)/bin/pybabel -q init -i locale/django.pot -d locale -D django -l $$lang; fi; \
+	done
+	$(VENV)/bin/pybabel compile -d locale -D django --statistics

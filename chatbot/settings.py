@@ -208,6 +208,8 @@ INSTALLED_APPS = [
     "chatbot.llm",
     "chatbot.conversations",
     "chatbot.knowledge",
+    "chatbot.installs",
+    "chatbot.profiles",
     "chatbot.dashboard",
     "chatbot.api",
     "chatbot.webhooks",
@@ -221,12 +223,16 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The dashboard's language: the browser's (Accept-Language), unless the member chose one
+    # on their profile (chatbot.profiles.middleware, after authentication).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "chatbot.profiles.middleware.ProfileLanguageMiddleware",
     "chatbot.tenants.middleware.TenantMiddleware",
 ]
 
@@ -454,7 +460,8 @@ if EMAIL_URL:
         }
     }
 else:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+    # Printed decoded (links whole), not as the raw quoted-printable message.
+    MAILERS = {"default": {"BACKEND": "chatbot.core.emails.ConsoleBackend"}}
 EMAIL_CONFIGURED = bool(EMAIL_URL)
 
 # --- Static files, uploads --------------------------------------------------------------------
@@ -578,6 +585,7 @@ LANGUAGES = [
     ("de", "Deutsch"),
     ("ar", "العربية"),
 ]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

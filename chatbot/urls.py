@@ -9,10 +9,13 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
+    # /accounts/profile/ (ours) before allauth's /accounts/ pages.
+    path("", include("chatbot.profiles.urls")),
     path("accounts/", include("allauth.urls")),
     path("dashboard/", include("chatbot.dashboard.urls")),
     path("tenants/", include("chatbot.tenants.urls")),
     path("bots/", include("chatbot.bots.urls")),
+    path("installs/", include("chatbot.installs.urls")),
     path("conversations/", include("chatbot.conversations.urls")),
     path("knowledge/", include("chatbot.knowledge.urls")),
     path("llm/", include("chatbot.llm.urls")),

@@ -333,6 +333,7 @@ class WidgetSession:
     # Frames that read or write the database (run in a database thread).
 
     def _send(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        created = self.conversation is None
         received = actions.receive_visitor_message(
             self.visitor,
             self.conversation,
@@ -349,7 +350,26 @@ class WidgetSession:
             "conversation": received.conversation.public_id,
         }
         message = {"type": "message", "message": message_payload(received.message)}
-        return [ack, message], (received.conversation.pk if received.reply_wanted else None)
+        events: list[dict[str, Any]] = [ack, message]
+        if created and not received.duplicate and not received.reply_wanted:
+            # A first message that asked for a person: the answer (the system line, the new
+            # status) was announced before this socket could follow the new conversation.
+            events += self._said_after(received.conversation.pk, received.message.seq)
+        return events, (received.conversation.pk if received.reply_wanted else None)
+
+    def _said_after(self, conversation_id: int, seq: int) -> list[dict[str, Any]]:
+        conversation = Conversation.objects.get(pk=conversation_id)
+        rows = (
+            Message.objects.filter(conversation=conversation, seq__gt=seq)
+            .exclude(role=Role.NOTE)
+            .select_related("author")
+            .order_by("seq")
+        )
+        events: list[dict[str, Any]] = [
+            {"type": "message", "message": message_payload(row)} for row in rows
+        ]
+        events.append({"type": "conversation", "conversation": conversation_payload(conversation)})
+        return events
 
     def _feedback(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
         if self.conversation is None:

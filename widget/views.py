@@ -40,6 +40,7 @@ from chatbot.conversations.images import ImageRejected, clean_image
 from chatbot.conversations.models import Attachment
 from chatbot.conversations.payloads import ATTACHMENT_SALT, attachment_payload
 from chatbot.conversations.replies import bot_model_status, route_accepts_images
+from chatbot.installs.actions import page_without_query, record_sighting
 from chatbot.lib import fanout, heavy
 from chatbot.lib.db import db_async
 
@@ -174,6 +175,10 @@ def bot_config(request: HttpRequest, key: str) -> HttpResponse:
         return error_response("origin_not_allowed", "This site is not allowed to use this bot.")
     if not bot.enabled:
         return error_response("bot_disabled", "This assistant is not available.")
+    # The loader sends its page's path: "seen on <site>, last on <page>" for the bot's owner.
+    path = request.GET.get("page") or ""
+    page = page_without_query(str(origin) + path, str(origin)) if path.startswith("/") else ""
+    record_sighting(bot, str(origin), page)
     response = JsonResponse(_public_config(bot))
     response["Access-Control-Allow-Origin"] = str(origin)
     response["Vary"] = "Origin"
@@ -324,6 +329,7 @@ def session(request: HttpRequest) -> HttpResponse:
         resume_visitor_id=read_resume_secret(body.get("resume"), bot),
         identity=identity,
         locale=locale or "",
+        preview=preview,
     )
     token, ttl = issue_session_token(bot, visitor.public_id, page_origin, preview=preview)
     response = JsonResponse(

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.html import json_script
 from django.views.decorators.http import require_http_methods, require_POST
 
+from chatbot.installs.actions import site_statuses
 from chatbot.tenants.permissions import manager_required
 
 from . import actions
@@ -102,6 +103,7 @@ def _edit_context(form: BotForm, bot: Bot | None) -> dict[str, Any]:
     return {
         "form": form,
         "bot": bot,
+        "sites": site_statuses(bot) if bot is not None else [],
         "snippet": embed_snippet(bot) if bot is not None else "",
         "loader_url": loader_url(),
         # The origin the preview frame and this page post messages to (read per request).

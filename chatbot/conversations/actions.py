@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatbot.bots.models import Bot
 from chatbot.lib import events, fanout
+from chatbot.llm.types import DOWN_CODES
 
 from .broadcast import broadcast
 from .models import (
@@ -66,6 +68,7 @@ def open_visitor(
     resume_visitor_id: str | None = None,
     identity: Any = None,
     locale: str = "",
+    preview: bool = False,
 ) -> Visitor:
     """The visitor for a new widget session.
 
@@ -103,12 +106,12 @@ def open_visitor(
         raise ActionError("bad_request", "Could not open the visitor session; try again.")
     if resume_visitor_id:
         visitor = Visitor.objects.filter(
-            bot=bot, public_id=resume_visitor_id, verified=False
+            bot=bot, public_id=resume_visitor_id, verified=False, preview=preview
         ).first()
         if visitor is not None:
             visitor.save(update_fields=["last_seen_at"])
             return visitor
-    return Visitor.objects.create(bot=bot, locale=locale[:10])
+    return Visitor.objects.create(bot=bot, locale=locale[:10], preview=preview)
 
 
 def note_visitor_context(visitor: Visitor, *, page_url: str = "", user_agent: str = "") -> None:
@@ -167,7 +170,7 @@ def _announce(message: Message, conversation: Conversation | None = None) -> Non
         if message.role != Role.ASSISTANT or message.status != MessageStatus.STREAMING:
             from .takeover import touch_inbox  # the agents' inbox list moves too
 
-            touch_inbox(conversation_id, conversation)
+            touch_inbox(conversation_id, conversation, by_visitor=message.role == Role.VISITOR)
 
     transaction.on_commit(send)
 
@@ -392,7 +395,30 @@ def finish_reply(
         message.conversation.updated_at = now
         _announce(message, message.conversation)
         emit_message(message, message.conversation)
+        if status != MessageStatus.COMPLETE and error_code in DOWN_CODES:
+            _alert_model_down(message.conversation.bot)
     return message
+
+
+MODEL_DOWN_ALERT_EVERY = 3600
+
+
+def _alert_model_down(bot: Bot) -> None:
+    """The model could not be reached for this reply: email the workspace's owners and
+    admins, at most once an hour per workspace (the cache decides, across processes)."""
+    if not cache.add(f"parley:model-down-alert:{bot.tenant_id}", 1, MODEL_DOWN_ALERT_EVERY):
+        return
+    bot_id = bot.pk
+
+    def queue() -> None:
+        from .tasks import alert_model_down
+
+        try:
+            alert_model_down.delay(bot_id)
+        except Exception:  # the broker being down must not fail the reply's bookkeeping
+            log.exception("could not queue the model-down alert")
+
+    transaction.on_commit(queue)
 
 
 def sweep_stale_replies(older_than: timedelta = STALE_REPLY_AFTER) -> int:

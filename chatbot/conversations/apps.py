@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.http import HttpRequest
 
 
 class ConversationsConfig(AppConfig):
@@ -9,8 +10,22 @@ class ConversationsConfig(AppConfig):
         from chatbot.dashboard import settings_sections
         from chatbot.dashboard.nav import EVERYONE, NavItem, register
 
+        from .search import waiting_count
         from .settings import SECTIONS
 
-        register(NavItem("Inbox", "conversations:list", roles=EVERYONE, icon="inbox", order=15))
+        def waiting(request: HttpRequest) -> int:
+            tenant = getattr(request, "tenant", None)
+            return waiting_count(tenant) if tenant is not None else 0
+
+        register(
+            NavItem(
+                "Inbox",
+                "conversations:list",
+                roles=EVERYONE,
+                icon="inbox",
+                order=15,
+                badge=waiting,
+            )
+        )
         for section in SECTIONS:
             settings_sections.register(section)

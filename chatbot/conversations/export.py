@@ -39,6 +39,7 @@ CSV_COLUMNS = [
     "tokens_out",
     "ttft_ms",
     "feedback",
+    "preview",
 ]
 
 
@@ -66,6 +67,7 @@ def _visitor_dict(visitor: Visitor) -> dict[str, Any]:
     return {
         "id": visitor.public_id,
         "verified": visitor.verified,
+        "preview": visitor.preview,
         "external_id": visitor.external_id or None,
         "name": visitor.name,
         "email": visitor.email,
@@ -133,6 +135,7 @@ def csv_chunks(items: Iterable[dict[str, Any]]) -> Iterator[str]:
                     m["tokens_out"] if m["tokens_out"] is not None else "",
                     m["ttft_ms"] if m["ttft_ms"] is not None else "",
                     m["feedback"] or "",
+                    "yes" if conversation["visitor"]["preview"] else "",
                 ]
             )
         yield buffer.getvalue()

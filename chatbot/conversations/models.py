@@ -45,6 +45,8 @@ class Visitor(models.Model):
     # Where and with what the visitor last opened the widget (shown to agents).
     page_url = models.CharField(max_length=500, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # A member trying the bot in the dashboard's live preview, not a customer.
+    preview = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
 
@@ -61,6 +63,15 @@ class Visitor(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.public_id
+
+    @property
+    def label(self) -> str:
+        """How the dashboard names this visitor."""
+        from django.utils.translation import gettext
+
+        if self.preview:
+            return gettext("Preview (your team)")
+        return self.name or self.email or gettext("Anonymous visitor")
 
 
 class Status(models.TextChoices):
@@ -206,6 +217,12 @@ class RetentionDays(models.IntegerChoices):
     FOREVER = 0, "Forever"
 
 
+class AgentNames(models.TextChoices):
+    FULL = "full", "Their display name and avatar"
+    FIRST = "first", "Their first name and avatar"
+    TEAM = "team", "The workspace's name only (“Acme team”)"
+
+
 class InboxSettings(models.Model):
     """A workspace's live-chat settings: office hours and how long conversations are kept.
 
@@ -233,6 +250,11 @@ class InboxSettings(models.Model):
         blank=True,
         default="Our team is away right now. Leave your email address here and we will "
         "get back to you.",
+    )
+
+    # How visitors see the person who answers them.
+    agent_names = models.CharField(
+        max_length=5, choices=AgentNames.choices, default=AgentNames.FULL
     )
 
     objects = TenantScopedManager()

@@ -6,8 +6,12 @@ from typing import Any
 
 from django.core import signing
 from django.urls import reverse
+from django.utils.translation import gettext
 
-from .models import Attachment, Conversation, Message
+from chatbot.profiles.actions import avatar_url
+from chatbot.tenants.models import Tenant
+
+from .models import AgentNames, Attachment, Conversation, InboxSettings, Message
 
 ATTACHMENT_SALT = "parley.widget.attachment"
 
@@ -52,12 +56,30 @@ def attachment_payload(attachment: Attachment) -> dict[str, Any]:
     }
 
 
+def agent_identity(message: Message) -> tuple[str | None, str | None]:
+    """(name, avatar URL) of a message's author as visitors see them."""
+    policy = (
+        InboxSettings.objects.filter(tenant__bots__conversations=message.conversation_id)
+        .values_list("agent_names", flat=True)
+        .first()
+    ) or AgentNames.FULL
+    if policy == AgentNames.TEAM:
+        tenant = Tenant.objects.filter(bots__conversations=message.conversation_id).first()
+        return (gettext("%(name)s team") % {"name": tenant.name} if tenant else None), None
+    name = getattr(message.author, "display_name", None)
+    if policy == AgentNames.FIRST and name:
+        name = name.split()[0]
+    avatar = avatar_url(message.author_id) if message.role == "agent" else None
+    return name, avatar
+
+
 def message_payload(message: Message, *, text: str | None = None) -> dict[str, Any]:
     error = visitor_error(message.error_code) if message.error_code else None
-    author = None
-    # Agents' replies, notes and system lines ("agent.joined") name the person.
+    author = avatar = None
+    # Agents' replies, notes and system lines ("agent.joined") name the person, as the
+    # workspace's policy says (InboxSettings.agent_names).
     if message.role in ("agent", "system", "note") and message.author_id is not None:
-        author = getattr(message.author, "display_name", None)
+        author, avatar = agent_identity(message)
     return {
         "seq": message.seq,
         "role": message.role,
@@ -67,6 +89,7 @@ def message_payload(message: Message, *, text: str | None = None) -> dict[str, A
         "created_at": message.created_at.isoformat() if message.created_at else None,
         "feedback": message.feedback or None,
         "author": author,
+        "author_avatar": avatar,
         # Only visitors attach files: no query for the other roles' messages.
         "attachments": [attachment_payload(a) for a in message.attachments.all()]
         if message.role == "visitor"

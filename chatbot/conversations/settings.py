@@ -71,6 +71,14 @@ class OfficeHoursForm(_InboxSettingsForm):
         return data
 
 
+class AgentNamesForm(_InboxSettingsForm):
+    class Meta:
+        model = InboxSettings
+        fields = ("agent_names",)
+        labels = {"agent_names": "When someone from the team answers, visitors see"}
+        widgets = {"agent_names": forms.RadioSelect}
+
+
 class RetentionForm(_InboxSettingsForm):
     class Meta:
         model = InboxSettings
@@ -86,6 +94,14 @@ SECTIONS = [
         "When visitors ask for a person outside these hours, they are asked for an email "
         "address instead of waiting. Times are in the workspace's time zone.",
         order=40,
+    ),
+    SettingsSection(
+        "agent_names",
+        "How visitors see your team",
+        AgentNamesForm,
+        "Names and avatars come from each member's profile. Some teams prefer to answer as "
+        "the company.",
+        order=42,
     ),
     SettingsSection(
         "retention",

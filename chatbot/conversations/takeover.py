@@ -64,24 +64,32 @@ def broadcast_inbox(tenant_id: int, event: dict[str, Any]) -> None:
     fanout.publish_soon(inbox_group(tenant_id), {"type": INBOX_EVENT, "event": event})
 
 
-def inbox_summary(conversation: Conversation) -> dict[str, Any]:
-    return {
+def inbox_summary(conversation: Conversation, *, by_visitor: bool = False) -> dict[str, Any]:
+    summary = {
         "type": "inbox.conversation",
         "id": conversation.public_id,
         "status": conversation.status,
         "assignee": conversation.assignee_id,
         "updated_at": conversation.updated_at.isoformat() if conversation.updated_at else None,
     }
+    if by_visitor:
+        # The visitor wrote: the assignee's dashboard tabs may notify them.
+        summary["by"] = "visitor"
+    return summary
 
 
-def touch_inbox(conversation_id: int, conversation: Conversation | None = None) -> None:
+def touch_inbox(
+    conversation_id: int, conversation: Conversation | None = None, *, by_visitor: bool = False
+) -> None:
     """Tell the tenant's inbox pages that this conversation changed (call after commit).
 
     A caller holding the row as committed (with its bot loaded) passes it: no query."""
     if conversation is None or "bot" not in conversation._state.fields_cache:
         conversation = Conversation.objects.select_related("bot").filter(pk=conversation_id).first()
     if conversation is not None:
-        broadcast_inbox(conversation.bot.tenant_id, inbox_summary(conversation))
+        broadcast_inbox(
+            conversation.bot.tenant_id, inbox_summary(conversation, by_visitor=by_visitor)
+        )
 
 
 def _announce(conversation: Conversation, *messages: Message) -> None:

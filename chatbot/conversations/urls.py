@@ -6,6 +6,7 @@ app_name = "conversations"
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.conversation_list, name="list"),
     path("export/", views.conversations_export, name="export_filtered"),
+    path("waiting.json", views.waiting_json, name="waiting"),
     path("canned/", views.canned_list, name="canned"),
     path("canned/<int:canned_id>/delete/", views.canned_delete, name="canned_delete"),
     path("visitors/<str:visitor_id>/export/", views.visitor_export, name="visitor_export"),

@@ -102,6 +102,11 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         .order_by("-seq")
         .values("text")[:1]
     )
+    last_reply_status = (
+        Message.objects.filter(conversation=OuterRef("pk"), role=Role.ASSISTANT)
+        .order_by("-seq")
+        .values("status")[:1]
+    )
     size = _int(request.GET.get("size")) or PAGE_SIZES[0]
     size = size if size in PAGE_SIZES else PAGE_SIZES[0]
     # Two queries for the page whatever its size: the page's ids (sorted and cut by the
@@ -114,7 +119,7 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
     rows = (
         Conversation.objects.filter(pk__in=ids)
         .select_related("bot", "visitor", "assignee")
-        .annotate(preview=Subquery(last_text))
+        .annotate(preview=Subquery(last_text), last_reply_status=Subquery(last_reply_status))
         .in_bulk()
     )
     page.object_list = [rows[pk] for pk in ids if pk in rows]
@@ -131,6 +136,14 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         "waiting": waiting_count(tenant),
         "can_export": request.membership.can_manage,  # type: ignore[attr-defined]
     }
+
+
+@member_required
+def waiting_json(request: HttpRequest) -> HttpResponse:
+    """How many visitors wait for a person (the nav's count refetches it on inbox events)."""
+    response = JsonResponse({"waiting": waiting_count(request.tenant)})  # type: ignore[attr-defined]
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @member_required
@@ -203,11 +216,14 @@ def system_text(message: Message) -> str:
 def _detail_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
     tenant = request.tenant  # type: ignore[attr-defined]
     visitor = conversation.visitor
+    transcript = _messages(conversation)
+    replies = [m for m in transcript if m.role == Role.ASSISTANT]
+    conversation.last_reply_status = replies[-1].status if replies else None  # type: ignore[attr-defined]
     return {
         "conversation": conversation,
         "visitor": visitor,
         "browser": browser_summary(visitor.user_agent),
-        "transcript": _messages(conversation),
+        "transcript": transcript,
         "members": list(
             Membership.objects.for_tenant(tenant).select_related("user").order_by("user__email")
         ),

@@ -40,6 +40,8 @@ PUBLIC_URL_NAMES: frozenset[str] = frozenset(
         "widget:events",
         "widget:upload",
         "widget:attachment",
+        # Members' avatars: visitors' frames show them next to an agent's messages.
+        "profiles:avatar",
         # An invitation link explains itself to anyone; accepting it requires logging in.
         "tenants:invitation",
         # The REST API's schema and its reference page (every endpoint needs an API key).

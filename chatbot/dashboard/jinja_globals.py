@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.utils.safestring import SafeString
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -35,7 +37,35 @@ def user_workspaces(request: HttpRequest) -> list[Any]:
     )
 
 
+WAITING = "%(num)d waiting for a person"
+
+
+def dashboard_strings() -> SafeString:
+    """The words the dashboard's scripts show, in the request's language (a JSON script
+    element: data, not code, so the strict CSP allows it)."""
+    from django.utils.html import json_script
+    from django.utils.translation import gettext, ngettext
+
+    # json_script escapes <, > and & and returns a SafeString (Jinja keeps it as it is).
+    return json_script(
+        {
+            "waitingOne": ngettext(WAITING, WAITING, 1),
+            "waitingMany": ngettext(WAITING, WAITING, 2),
+            "visitorWaiting": gettext("A visitor is waiting for a person."),
+            "visitorWrote": gettext("A visitor wrote in your conversation."),
+            "visitorTyping": gettext("The visitor is typing…"),
+            "teammateTyping": gettext("%(name)s is typing…"),
+            "teammate": gettext("A teammate"),
+            "notifyOn": gettext("Notifications are allowed."),
+            "notifyOff": gettext("Notifications are blocked in this browser."),
+            "notifyTest": gettext("Parley notifications work."),
+        },
+        "dashboard-strings",
+    )
+
+
 GLOBALS: dict[str, Any] = {
+    "dashboard_strings": dashboard_strings,
     "dashboard_nav": dashboard_nav,
     "nav_icon": nav_icon,
     "user_workspaces": user_workspaces,

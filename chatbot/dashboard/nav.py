@@ -18,10 +18,12 @@ Icons: one of ICONS below (an unknown name falls back to a dot).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext, gettext_noop
 
 from chatbot.tenants.models import Role
 
@@ -40,6 +42,8 @@ class NavItem:
     roles: frozenset[str] = EVERYONE
     icon: str = ""
     order: int = 50
+    # A number shown next to the entry (the inbox's waiting visitors), or None.
+    badge: Callable[[HttpRequest], int] | None = None
 
 
 @dataclass(frozen=True)
@@ -48,14 +52,17 @@ class NavLink:
     url: str
     icon: str
     active: bool
+    badge: int | None = None
 
 
+# Labels are English msgids, translated when the links are built (apps mark theirs with
+# gettext_noop so that `make messages` extracts them).
 NAV: list[NavItem] = [
-    NavItem("Home", "dashboard:home", EVERYONE, "home", 10),
-    NavItem("Team", "dashboard:team", MANAGERS, "users", 80),
-    NavItem("API keys", "dashboard:keys", MANAGERS, "key", 85),
-    NavItem("Audit log", "dashboard:audit", MANAGERS, "list", 90),
-    NavItem("Settings", "dashboard:settings", MANAGERS, "settings", 95),
+    NavItem(gettext_noop("Home"), "dashboard:home", EVERYONE, "home", 10),
+    NavItem(gettext_noop("Team"), "dashboard:team", MANAGERS, "users", 80),
+    NavItem(gettext_noop("API keys"), "dashboard:keys", MANAGERS, "key", 85),
+    NavItem(gettext_noop("Audit log"), "dashboard:audit", MANAGERS, "list", 90),
+    NavItem(gettext_noop("Settings"), "dashboard:settings", MANAGERS, "settings", 95),
 ]
 
 
@@ -81,7 +88,8 @@ def links_for(request: HttpRequest) -> list[NavLink]:
             continue
         # "Home" is active only on itself; other sections also own their sub-pages.
         active = path == url if item.url_name == "dashboard:home" else path.startswith(url)
-        links.append(NavLink(item.label, url, item.icon, active))
+        badge = item.badge(request) if item.badge is not None else None
+        links.append(NavLink(gettext(item.label), url, item.icon, active, badge))
     return links
 
 

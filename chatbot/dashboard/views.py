@@ -16,15 +16,19 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from chatbot.bots.models import Bot
+from chatbot.installs.actions import tenant_has_sightings
+from chatbot.knowledge.models import Source
 from chatbot.tenants import actions
 from chatbot.tenants.forms import ApiKeyForm, DeleteTenantForm, InviteForm, RoleForm
 from chatbot.tenants.middleware import SESSION_KEY
 from chatbot.tenants.models import ApiKey, AuditEvent, Invitation, Membership, Role
 from chatbot.tenants.permissions import manager_required, member_required, owner_required
 
+from .health import model_alerts
 from .settings_sections import sections
 
 
@@ -41,35 +45,33 @@ def home(request: HttpRequest) -> HttpResponse:
     membership = request.membership  # type: ignore[attr-defined]
     bots = list(Bot.objects.for_tenant(tenant).order_by("name")[:20])
     members = Membership.objects.for_tenant(tenant).count()
-    # Next steps for a new workspace; each links to its page once that page exists.
+    first_bot = reverse("bots:edit", kwargs={"bot_id": bots[0].pk}) if bots else None
+    # Next steps for a new workspace, each ticked from what the workspace really has.
     steps = [
         {
             "done": bool(bots),
-            "title": "Create your first bot",
-            "text": "Give it a name, a greeting and the websites it may appear on.",
-            "url": _url_or_none("bots:create") or _url_or_none("bots:list"),
-            "managers": True,
+            "title": _("Create your first bot"),
+            "text": _("Give it a name, a greeting and the websites it may appear on."),
+            "url": reverse("bots:create"),
         },
         {
-            "done": False,
-            "title": "Teach it about your business",
-            "text": "Add pages, files or your sitemap so answers come from your own content.",
-            "url": _url_or_none("knowledge:list"),
-            "managers": True,
+            "done": Source.objects.for_tenant(tenant).exists(),
+            "title": _("Teach it about your business"),
+            "text": _("Add pages, files or your sitemap so answers come from your own content."),
+            "url": reverse("knowledge:list"),
         },
         {
-            "done": False,
-            "title": "Put it on your website",
-            "text": "Copy one script tag into your site's pages.",
-            "url": _url_or_none("bots:list"),
-            "managers": True,
+            # The widget has opened on one of the tenant's sites (chatbot/installs).
+            "done": tenant_has_sightings(tenant.pk),
+            "title": _("Put it on your website"),
+            "text": _("Copy one script tag into your site's pages."),
+            "url": first_bot or reverse("bots:list"),
         },
         {
             "done": members > 1,
-            "title": "Invite your team",
-            "text": "Agents answer conversations the bot hands over.",
+            "title": _("Invite your team"),
+            "text": _("Agents answer conversations the bot hands over."),
             "url": reverse("dashboard:team"),
-            "managers": True,
         },
     ]
     if not membership.can_manage:
@@ -83,6 +85,8 @@ def home(request: HttpRequest) -> HttpResponse:
             "steps": steps,
             "members": members,
             "inbox_url": _url_or_none("conversations:list"),
+            "model_alerts": model_alerts(tenant, bots),
+            "can_manage": membership.can_manage,
         },
     )
 

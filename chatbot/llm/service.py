@@ -29,7 +29,7 @@ from .models import BotRoute, ModelEndpoint, Source
 from .prompt import build_request
 from .routing import client_for, health_for, stream_route
 from .spec import EndpointSpec
-from .types import ChatMessage, ChatRequest, Event, Finish, Passage, StreamError
+from .types import DOWN_CODES, ChatMessage, ChatRequest, Event, Finish, Passage, StreamError
 
 if TYPE_CHECKING:
     from chatbot.bots.models import Bot
@@ -90,11 +90,23 @@ def _reachable(endpoint: ModelEndpoint) -> bool:
         found = detect.cached()
         if found is not None and endpoint.name not in {s.name for s in found.specs}:
             return False
-    return not health_for(endpoint.spec(strict=False)).breaker.is_open
+    health = health_for(endpoint.spec(strict=False))
+    if health.breaker.is_open:
+        return False
+    # Its last attempt failed with a "down" error and nothing has succeeded since: the next
+    # visitor would meet the same error, so say so before they write (the breaker needs
+    # several failures to open).
+    error = health.last_error
+    return not (
+        error is not None
+        and error.code in DOWN_CODES
+        and (health.last_error_at or 0) > (health.last_ok_at or 0)
+    )
 
 
 def bot_model_status(bot: Bot) -> Literal["ok", "offline"]:
-    """ "offline" when no endpoint is configured, or every one is known to be down."""
+    """ "offline" when no endpoint is configured, or every one is known to be down (its
+    breaker is open, or its last attempt in this process failed with a DOWN_CODES error)."""
     return "ok" if any(_reachable(e) for e in bot_route(bot)) else "offline"
 
 

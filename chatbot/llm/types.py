@@ -120,6 +120,12 @@ ErrorCode = Literal[
     "cancelled",
 ]
 
+# Errors that say the endpoint itself is down or refusing (not the request, not the visitor):
+# the widget says "assistant unavailable", the owners are alerted.
+DOWN_CODES: frozenset[str] = frozenset(
+    {"connect", "timeout", "upstream", "overloaded", "offline", "auth"}
+)
+
 
 @dataclass(frozen=True, slots=True)
 class StreamError:

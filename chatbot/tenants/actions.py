@@ -13,11 +13,13 @@ from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from chatbot.core.emails import Email, send_branded
 
 from . import audit
 from .models import (
@@ -118,17 +120,28 @@ def invite_member(actor: Membership, email: str, role: str) -> tuple[Invitation,
     audit.record(tenant, actor.user, "member.invited", target=email, role=role)
     link = invitation_url(token)
     inviter = actor.user.display_name
-    transaction.on_commit(
-        lambda: send_mail(
-            f"{inviter} invited you to {tenant.name} on Parley",
-            f"{inviter} ({actor.user.email}) invited you to join the {tenant.name} workspace "
-            f"on Parley as {Role(role).label.lower()}.\n\n"
-            f"Accept the invitation here (the link works for 7 days):\n{link}\n\n"
-            "If you did not expect this email you can ignore it.\n",
-            None,
-            [email],
-        )
+    message = Email(
+        subject=_("%(inviter)s invited you to %(tenant)s on Parley")
+        % {"inviter": inviter, "tenant": tenant.name},
+        heading=_("Join %(tenant)s on Parley") % {"tenant": tenant.name},
+        paragraphs=[
+            _("%(inviter)s (%(email)s) invited you to join the %(tenant)s workspace as %(role)s.")
+            % {
+                "inviter": inviter,
+                "email": actor.user.email,
+                "tenant": tenant.name,
+                "role": Role(role).label.lower(),
+            }
+        ],
+        action_label=_("Accept the invitation"),
+        action_url=link,
+        tenant_name=tenant.name,
+        footer=[
+            _("The link works for 7 days."),
+            _("If you did not expect this email you can ignore it."),
+        ],
     )
+    transaction.on_commit(lambda: send_branded(message, [email]))
     return invitation, token
 
 

@@ -114,3 +114,11 @@ def test_bot_text_cannot_close_the_preview_config_script(
     assert '<script id="bot-preview-config" type="application/json">' in page
     assert "</script><img" not in page
     assert "\\u003C/script\\u003E\\u003Cimg" in page
+
+
+def test_the_install_steps_show_the_body_tag_as_text(
+    acme: Tenant, alice: User, client_for: Callable[[User], Client]
+) -> None:
+    bot = Bot.objects.create(tenant=acme, name="Help", allowed_origins=["https://shop.example"])
+    page = client_for(alice).get(f"/bots/{bot.pk}/").content.decode()
+    assert "Paste this snippet just before &lt;/body&gt; on every page" in page

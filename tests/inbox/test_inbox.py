@@ -173,6 +173,7 @@ class TestConversationPage:
         conversation = chat(
             bot,
             "Hello **there**",
+            reply="Hi! **Welcome** &amp; thanks",
             page_url="https://shop.test/cart",
             locale="fr",
             user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 "
@@ -182,7 +183,9 @@ class TestConversationPage:
         actions.set_feedback(conversation.visitor, conversation, reply.seq, "up")
         body = client_for(charlie).get(f"/conversations/{conversation.public_id}/").content
         text = body.decode()
-        assert "<strong>there</strong>" in text
+        # The visitor's text as they typed and saw it (plain); the bot's as markdown.
+        assert "Hello **there**</div>" in text and "<strong>there</strong>" not in text
+        assert "<strong>Welcome</strong> &amp; thanks" in text
         assert "tiny-llama" in text and "12 in / 7 out tokens" in text
         assert "first token 40 ms" in text and "rated helpful" in text
         assert "https://shop.test/cart" in text and "Firefox 128 on Windows" in text

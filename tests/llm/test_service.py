@@ -197,6 +197,33 @@ def test_status_and_images_follow_the_route(db: None, acme: Tenant) -> None:
         assert service.bot_model_status(bot) == "offline"
 
 
+def test_status_is_offline_after_a_down_error_until_the_endpoint_answers_again(
+    db: None, acme: Tenant
+) -> None:
+    """The breaker needs several failures; the widget's config says "offline" after one
+    connect/overloaded error (what the next visitor would meet), and "ok" once it answers."""
+    import time
+
+    from chatbot.llm.types import StreamError
+
+    bot = make_bot(acme)
+    with declared(LOCAL):
+        registry.reset()
+        registry.operator_endpoints()
+        health = routing.health_for(ModelEndpoint.objects.get(name="local").spec())
+        now = time.time()
+        for code in ("connect", "overloaded"):
+            now += 1
+            health.last_error, health.last_error_at = StreamError(code, "refused"), now
+            assert service.bot_model_status(bot) == "offline"
+            now += 1
+            health.last_ok_at = now
+            assert service.bot_model_status(bot) == "ok"
+        # An error about the request itself says nothing about the model being down.
+        health.last_error, health.last_error_at = StreamError("context", "too long"), now + 1
+        assert service.bot_model_status(bot) == "ok"
+
+
 def test_a_replys_route_is_read_once_then_follows_every_change(
     db: None, acme: Tenant, django_assert_num_queries: Any
 ) -> None:

@@ -10,10 +10,19 @@ from allauth.mfa.totp.internal.auth import (
     hotp_value,
     yield_hotp_counters_from_time,
 )
+from django.core.cache import cache
 from django.test import Client
 
 from chatbot.tenants.models import User
 from tests.fixtures.personas import PASSWORD
+
+
+@pytest.fixture(autouse=True)
+def forget_used_codes() -> None:
+    """allauth keeps its log-in rate limits (per address: every test logs in from 127.0.0.1)
+    and the used TOTP codes (per user id, which repeats from test to test) in the cache: what
+    earlier tests left there must not refuse this test's log-in."""
+    cache.clear()
 
 
 def current_code(secret: str) -> str:

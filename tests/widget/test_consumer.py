@@ -671,3 +671,19 @@ class TestPageUpdates:
             error = await receive(comm)
             assert error["type"] == "error" and error["code"] == "bad_request"
         await comm.disconnect()
+async def test_a_first_message_asking_for_a_person_gets_the_handoff_answer(
+    acme_bot: Bot,
+) -> None:
+    """The handoff is announced before the socket follows the conversation that message
+    created: the answer comes with the send's own frames instead of being lost (the visitor
+    would see "typing…" forever)."""
+    token, _visitor = await make_token(acme_bot)
+    comm, _ready = await hello(acme_bot, token)
+    await comm.send_json_to(
+        {"type": "message.send", "client_id": "c1", "text": "Can I talk to a person?"}
+    )
+    frames = await receive_until(comm, lambda f: f["type"] == "conversation")
+    system = [f["message"] for f in frames if f["type"] == "message" and f["message"]["seq"] == 2]
+    assert system and system[0]["role"] == "system" and system[0]["text"] == "handoff.requested"
+    assert frames[-1]["conversation"]["status"] == "waiting"
+    await comm.disconnect()

@@ -41,7 +41,11 @@ CASES = [
     ("a\n\n---\n\nb", "<p>a</p><hr><p>b</p>"),
     ("~~old~~ new", "<p><del>old</del> new</p>"),
     ("![a cat](https://example.com/cat.png)", '<p><span class="img-alt">[a cat]</span></p>'),
-    ("<b>hi</b> &amp; <i>", "<p>&lt;b&gt;hi&lt;/b&gt; &amp;amp; &lt;i&gt;</p>"),
+    ("<b>hi</b> &amp; <i>", "<p>&lt;b&gt;hi&lt;/b&gt; &amp; &lt;i&gt;</p>"),
+    # Character references read as CommonMark does (text only, never markup); not in code.
+    ("&lt;script&gt; &quot;x&quot; &#169; &#x41;", '<p>&lt;script&gt; "x" © A</p>'),
+    ("&bogus; &#0; &#xD800; `&lt;`", "<p>&amp;bogus; \ufffd \ufffd <code>&amp;lt;</code></p>"),
+    ("**&lt;b&gt;**", "<p><strong>&lt;b&gt;</strong></p>"),
     ("**unclosed", "<p>**unclosed</p>"),
     ("[no url]", "<p>[no url]</p>"),
     ("[x](javascript:alert(1))", "<p>x)</p>"),

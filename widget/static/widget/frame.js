@@ -86,11 +86,22 @@
     '(\\n)'
   ].join('|'), 'g');
 
+  // Character references in text (not in code), as CommonMark and the dashboard's renderer
+  // read them: "&lt;b&gt;" shows "<b>". The result only ever becomes a text node.
+  const NAMED = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
+  const decode = (text) => text.replace(
+    /&(?:#(\d{1,7})|#[xX]([\da-fA-F]{1,6})|(amp|lt|gt|quot|apos|nbsp));/g,
+    (_, dec, hex, name) => {
+      if (name) return NAMED[name];
+      const n = dec ? parseInt(dec, 10) : parseInt(hex, 16);
+      return n > 0 && n < 0x110000 && (n < 0xd800 || n > 0xdfff) ? String.fromCodePoint(n) : '\ufffd';
+    });
+
   function inline(parent, text, depth = 0, links = true) {
-    if (depth > 6) return parent.append(text);
+    if (depth > 6) return parent.append(decode(text));
     let last = 0;
     for (const m of text.matchAll(INLINE)) {
-      if (m.index > last) parent.append(text.slice(last, m.index));
+      if (m.index > last) parent.append(decode(text.slice(last, m.index)));
       last = m.index + m[0].length;
       if (m[1]) {
         parent.append(el('code', null, m[2].replace(/^ (.*) $/, '$1')));
@@ -115,7 +126,7 @@
         parent.append(el('br'));
       }
     }
-    if (last < text.length) parent.append(text.slice(last));
+    if (last < text.length) parent.append(decode(text.slice(last)));
     return parent;
   }
 
@@ -331,6 +342,9 @@
     }
   };
 
+  // One request at a time: the socket and an upload asking together must share one session
+  // (two would make two visitors, and the upload would belong to the other one).
+  let sessionPending = null;
   async function session(force) {
     const saved = store.get();
     const who = identity ? identitySubject(identity) : '';
@@ -339,6 +353,13 @@
       scheduleRefresh(saved.exp);
       return saved.token;
     }
+    if (!sessionPending) {
+      sessionPending = newSession(saved, who).finally(() => { sessionPending = null; });
+    }
+    return sessionPending;
+  }
+
+  async function newSession(saved, who) {
     const response = await fetch(urls.session, {
       method: 'POST',
       headers: cfg.preview
@@ -893,7 +914,16 @@
     const node = el('li', 'msg ' + msg.role);
     if (msg.seq) node.dataset.seq = msg.seq;
     node.append(el('span', 'sr', (msg.role === 'agent' && msg.author) || t(ROLE_LABEL[msg.role] || 'system')));
-    if (msg.role === 'agent' && msg.author) node.append(el('span', 'author', msg.author));
+    if (msg.role === 'agent' && msg.author) {
+      const who = node.appendChild(el('span', 'author'));
+      // The member's avatar, from our own origin only (the frame's CSP allows no other).
+      if (msg.author_avatar && msg.author_avatar.startsWith('/')) {
+        const face = who.appendChild(el('img', 'face'));
+        face.alt = '';
+        face.src = msg.author_avatar;
+      }
+      who.append(msg.author);
+    }
     const bubble = node.appendChild(el('div', 'bubble'));
     bubble.dir = 'auto'; // an English reply in an Arabic panel (and vice versa) reads right
     if (msg.role === 'system') {
@@ -970,7 +1000,7 @@
   const SYSTEM_TEXT = {
     'handoff.requested': 'handoffAsked',
     'agent.joined': 'agentJoined',
-    'conversation.closed': 'closedConversation'
+    'conversation.closed': 'conversationEnded'
   };
   function systemText(msg) {
     const key = SYSTEM_TEXT[msg.text];
@@ -1072,6 +1102,7 @@
         greeting = el('li', 'msg assistant greeting');
         greeting.dataset.seq = '0'; // always first
         greeting.append(el('span', 'sr'), el('div', 'bubble'));
+        greeting.lastChild.dir = 'auto';
         log.prepend(greeting);
       }
       greeting.firstChild.textContent = t('assistant');
@@ -1097,13 +1128,26 @@
       });
     }
     suggestions.hidden = !suggestions.childNodes.length;
+    // Closed: the log already says so; the composer gives way to one "new conversation" button.
     const closed = conversation && conversation.status === 'closed';
     const note = $('composer-note');
     note.hidden = !closed;
-    note.textContent = closed ? t('closedConversation') : '';
+    note.replaceChildren();
+    if (closed) {
+      const again = note.appendChild(el('button', 'chip', t('newConversation')));
+      again.type = 'button';
+      again.addEventListener('click', () => $('new-btn').click());
+    }
+    $('composer-row').hidden = !!closed;
     $('input').disabled = !!closed;
     $('attach-btn').hidden = !bot.accepts_images;
-    if (bot.status === 'offline' && !banner) showBanner('assistantOffline', null, connectNow);
+    // The model's state matters only while the bot answers; not once a person has the chat.
+    const botAnswers = !conversation || conversation.status === 'bot';
+    if (bot.status === 'offline' && botAnswers && !banner) {
+      showBanner('assistantOffline', null, connectNow);
+    } else if (!botAnswers && banner && banner.key === 'assistantOffline') {
+      hideBanner();
+    }
   }
 
   function showBanner(key, vars, retry) {

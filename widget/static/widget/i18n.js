@@ -46,7 +46,7 @@ self.PARLEY_I18N = {
     uploadFailed: 'The image could not be uploaded.',
     uploading: 'Uploading the image…',
     agentJoined: '{name} joined the conversation.',
-    closedConversation: 'This conversation is closed. Start a new one to keep chatting.',
+    conversationEnded: 'This conversation was closed.',
     human: 'Talk to a person',
     handoffAsked: 'We have asked someone from the team to join.',
     opensNewTab: '(opens in a new tab)'
@@ -95,7 +95,7 @@ self.PARLEY_I18N = {
     uploadFailed: 'L’image n’a pas pu être envoyée.',
     uploading: 'Envoi de l’image…',
     agentJoined: '{name} a rejoint la conversation.',
-    closedConversation: 'Cette conversation est terminée. Commencez-en une nouvelle pour continuer.',
+    conversationEnded: 'Cette conversation a été close.',
     human: 'Parler à une personne',
     handoffAsked: 'Nous avons demandé à un membre de l’équipe de vous rejoindre.',
     opensNewTab: '(s’ouvre dans un nouvel onglet)'
@@ -144,7 +144,7 @@ self.PARLEY_I18N = {
     uploadFailed: 'No se pudo subir la imagen.',
     uploading: 'Subiendo la imagen…',
     agentJoined: '{name} se unió a la conversación.',
-    closedConversation: 'Esta conversación está cerrada. Empieza una nueva para seguir.',
+    conversationEnded: 'Esta conversación se ha cerrado.',
     human: 'Hablar con una persona',
     handoffAsked: 'Hemos pedido a alguien del equipo que se una.',
     opensNewTab: '(se abre en una pestaña nueva)'
@@ -193,7 +193,7 @@ self.PARLEY_I18N = {
     uploadFailed: 'Das Bild konnte nicht hochgeladen werden.',
     uploading: 'Bild wird hochgeladen…',
     agentJoined: '{name} ist der Unterhaltung beigetreten.',
-    closedConversation: 'Diese Unterhaltung ist beendet. Beginnen Sie eine neue, um weiterzuschreiben.',
+    conversationEnded: 'Diese Unterhaltung wurde beendet.',
     human: 'Mit einer Person sprechen',
     handoffAsked: 'Wir haben jemanden aus dem Team gebeten, dazuzukommen.',
     opensNewTab: '(öffnet in einem neuen Tab)'
@@ -242,7 +242,7 @@ self.PARLEY_I18N = {
     uploadFailed: 'تعذّر رفع الصورة.',
     uploading: 'جارٍ رفع الصورة…',
     agentJoined: 'انضم {name} إلى المحادثة.',
-    closedConversation: 'هذه المحادثة مغلقة. ابدأ محادثة جديدة للمتابعة.',
+    conversationEnded: 'تم إغلاق هذه المحادثة.',
     human: 'التحدث إلى شخص',
     handoffAsked: 'طلبنا من أحد أعضاء الفريق الانضمام.',
     opensNewTab: '(يفتح في علامة تبويب جديدة)'

@@ -112,11 +112,11 @@
     ':host(.open) .c{display:none}:host(.open) .x{display:block}' +
     '.b{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 5px;' +
     'box-sizing:border-box;border-radius:10px;background:#e03131;color:#fff;' +
-    'font:700 12px/20px system-ui,sans-serif;text-align:center}.b[hidden]{display:none}' +
+    'font:700 12px/20px system-ui,sans-serif;text-align:center}[hidden]{display:none!important}' +
     '.p{position:fixed;z-index:2147483000;bottom:88px;right:20px;width:380px;' +
     'height:min(640px,calc(100vh - 108px));border-radius:14px;overflow:hidden;' +
     'box-shadow:0 8px 32px rgba(0,0,0,.28);background:#fff}' +
-    '.p[hidden]{display:none}iframe{border:0;width:100%;height:100%;display:block}' +
+    'iframe{border:0;width:100%;height:100%;display:block}' +
     ':host(.left) .l,:host(.left) .p{right:auto;left:20px}' +
     // Phones: the panel takes the whole screen and the frame's own close button takes over.
     '@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}' +
@@ -226,11 +226,19 @@
   w.Parley.v = 1;
   queued.forEach(function (args) { api.apply(null, args); });
 
+  // A host page whose CSP refuses our config request: say so, not "allowed origins".
+  var blocked = '';
+  d.addEventListener('securitypolicyviolation', function (event) {
+    if (String(event.blockedURI).indexOf(platform) === 0) blocked = event.effectiveDirective;
+  });
+
   function start() {
-    if (!bot) return console.warn("Parley: call Parley('init', {key: 'pk_...'}) first");
+    if (!bot) return console.warn("Parley: first Parley('init', {key})");
     // The config answers only to an allowed origin (CORS), so a page elsewhere gets no
     // launcher at all rather than a broken one.
-    fetch(platform + '/widget/config/' + encodeURIComponent(bot), { credentials: 'omit' })
+    // The page's path (no query) tells the bot's owner where the widget was last seen.
+    fetch(platform + '/widget/config/' + encodeURIComponent(bot) + '?page=' +
+      encodeURIComponent(location.pathname), { credentials: 'omit' })
       .then(function (response) {
         if (!response.ok) throw new Error(response.status);
         return response.json();
@@ -241,8 +249,12 @@
         later.forEach(function (args) { api.apply(null, args); });
       })
       .catch(function () {
-        console.warn('Parley: this assistant is not available on ' + location.origin +
-          " (is it in the bot's allowed origins?)");
+        // Later: the violation event may come after the failed fetch.
+        setTimeout(function () {
+          console.warn('Parley: not available on ' + location.origin + (blocked
+            ? ': its Content-Security-Policy blocks ' + blocked
+            : ' (not an allowed origin?)'));
+        }, 100);
       });
   }
   if (d.body) start(); else d.addEventListener('DOMContentLoaded', start);

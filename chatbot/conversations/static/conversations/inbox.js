@@ -5,7 +5,11 @@
  * - select[data-canned-target]: insert a canned response into the reply box.
  * - #waiting-count and #inbox-notice: the number waiting, and a notice when one arrives (on
  *   every dashboard page: the shell loads this script too).
+ * - Agent alerts: the Inbox entry's waiting count, and per the member's profile settings
+ *   (body data-notify-*), a browser notification and a short sound when a visitor starts
+ *   waiting or writes in a conversation assigned to them.
  * Message text is only ever rendered by the server (sanitized); deltas go in as textContent.
+ * Words come from #dashboard-strings (translated by the server).
  */
 (function () {
   "use strict";
@@ -16,6 +20,12 @@
   var retry = 500;
   var lastTyping = 0;
   var timers = new Map(); // one pending call per function: bursts of events fetch once
+  var body = document.body;
+  var strings = {};
+  try { strings = JSON.parse(document.getElementById("dashboard-strings").textContent); } catch (e) { /* English */ }
+  function say(key, fallback, n) {
+    return (strings[key] || fallback).replace("%(num)d", String(n));
+  }
 
   function debounce(fn) {
     if (timers.has(fn)) clearTimeout(timers.get(fn));
@@ -61,9 +71,67 @@
     if (!badge) return;
     var n = Math.max(0, parseInt(badge.getAttribute("data-waiting") || "0", 10) + delta);
     badge.setAttribute("data-waiting", String(n));
-    badge.textContent = n + " waiting for a person";
+    badge.textContent = say(n === 1 ? "waitingOne" : "waitingMany", "%(num)d waiting for a person", n);
     badge.classList.toggle("hot", n > 0);
   }
+
+  // The Inbox entry's count: fetched again after events that may change it.
+  function navCount() { return document.querySelector("[data-nav-waiting]"); }
+  function refreshNavCount() {
+    var count = navCount();
+    var url = body.getAttribute("data-waiting-url");
+    if (!count || !url) return;
+    fetch(url, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data) return;
+        count.setAttribute("data-nav-waiting", String(data.waiting));
+        count.querySelector("[data-n]").textContent = String(data.waiting);
+        count.hidden = !data.waiting;
+      });
+  }
+
+  // A browser notification and/or a short tone, as the member chose on their profile.
+  function alertAgent(title, url) {
+    if (body.getAttribute("data-notify-sound") === "on") tone();
+    if (body.getAttribute("data-notify-browser") !== "on" || !("Notification" in window)) return;
+    if (Notification.permission !== "granted") return;
+    var note = new Notification(title, { tag: url, body: document.title });
+    note.addEventListener("click", function () { window.focus(); location.href = url; });
+  }
+  var audio = null;
+  function tone() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    audio = audio || new Context();
+    var now = audio.currentTime;
+    var osc = audio.createOscillator();
+    var gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.0001, now);
+    gain.gain.exponentialRampToValueAtTime(0.2, now + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, now + 0.4);
+    osc.connect(gain);
+    gain.connect(audio.destination);
+    osc.start(now);
+    osc.stop(now + 0.45);
+  }
+  function conversationUrl(id) { return (body.getAttribute("data-inbox-url") || "/conversations/") + encodeURIComponent(id) + "/"; }
+
+  // The profile page's "Allow and test" button asks for permission (only a click may).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-notify-test]");
+    if (!button) return;
+    var state = document.querySelector("[data-notify-state]");
+    function show(permission) {
+      if (state) state.textContent = permission === "granted" ? say("notifyOn", "Notifications are allowed.") : say("notifyOff", "Notifications are blocked in this browser.");
+      if (permission === "granted") new Notification(say("notifyTest", "Parley notifications work."));
+      tone();
+    }
+    if (!("Notification" in window)) return show("denied");
+    if (Notification.permission === "default") Notification.requestPermission().then(show);
+    else show(Notification.permission);
+  });
 
   function announce(text) {
     if (!notice) {
@@ -104,7 +172,7 @@
   function onTyping(frame) {
     var line = document.getElementById("visitor-typing");
     if (!line) return;
-    line.textContent = frame.who === "visitor" ? "The visitor is typing…" : (frame.name || "A teammate") + " is typing…";
+    line.textContent = frame.who === "visitor" ? say("visitorTyping", "The visitor is typing…") : say("teammateTyping", "%(name)s is typing…").replace("%(name)s", frame.name || say("teammate", "A teammate"));
     if (typingTimer) clearTimeout(typingTimer);
     typingTimer = setTimeout(function () { line.textContent = ""; }, 4000);
   }
@@ -113,11 +181,17 @@
     switch (frame.type) {
       case "inbox.conversation":
         debounce(refreshList);
+        debounce(refreshNavCount);
+        if (frame.by === "visitor" && frame.status === "agent" && String(frame.assignee) === body.getAttribute("data-user-id")) {
+          alertAgent(say("visitorWrote", "A visitor wrote in your conversation."), conversationUrl(frame.id));
+        }
         return;
       case "inbox.waiting":
         setWaiting(1);
-        announce("A visitor is waiting for a person.");
+        announce(say("visitorWaiting", "A visitor is waiting for a person."));
+        alertAgent(say("visitorWaiting", "A visitor is waiting for a person."), conversationUrl(frame.id));
         debounce(refreshList);
+        debounce(refreshNavCount);
         return;
       case "message":
       case "conversation":
