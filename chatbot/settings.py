@@ -210,6 +210,8 @@ INSTALLED_APPS = [
     "chatbot.knowledge",
     "chatbot.dashboard",
     "chatbot.api",
+    "chatbot.billing",
+    "chatbot.analytics",
     "widget",
 ]
 
@@ -534,6 +536,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "sweep-stale-replies": {
         "task": "chatbot.conversations.tasks.sweep_stale_replies",
         "schedule": 5 * 60,
+    },
+    # Usage: counters restored from the messages after a Redis loss, 80%/100% emails.
+    "billing-check-usage": {
+        "task": "chatbot.billing.tasks.check_usage",
+        "schedule": 5 * 60,
+    },
+    # Daily roll-ups for the analytics pages: today and yesterday, rebuilt (idempotent).
+    "analytics-roll-up": {
+        "task": "chatbot.analytics.tasks.roll_up_recent",
+        "schedule": 30 * 60,
     },
 }
 

@@ -17,6 +17,9 @@ urlpatterns = [
     path("knowledge/", include("chatbot.knowledge.urls")),
     path("llm/", include("chatbot.llm.urls")),
     path("api/", include("chatbot.api.urls")),
+    path("analytics/", include("chatbot.analytics.urls")),
+    path("usage/", include("chatbot.billing.urls")),
+    path("operator/", include("chatbot.billing.operator_urls")),
     path("", include("widget.urls")),
     path("admin/", admin.site.urls),
 ]

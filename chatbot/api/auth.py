@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
+from chatbot.billing.actions import is_suspended
 from chatbot.tenants.actions import authenticate_api_key
 from chatbot.tenants.models import ApiKey
 
@@ -22,6 +23,10 @@ class ApiKeyAuth(HttpBearer):
         key = authenticate_api_key(token.strip())
         if key is None:
             return None
+        if is_suspended(key.tenant_id):
+            raise HttpError(
+                403, "This workspace is suspended by the platform's operator; contact support."
+            )
         request.tenant = key.tenant  # type: ignore[attr-defined]
         request.api_key = key  # type: ignore[attr-defined]
         return key

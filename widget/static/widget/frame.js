@@ -924,7 +924,9 @@
     }
     if (msg.role === 'assistant' && (msg.status === 'incomplete' || msg.status === 'failed')) {
       const offline = msg.error && /offline|upstream|unavailable/.test(msg.error.code || '');
-      meta.append(el('span', 'state', t(offline ? 'assistantOffline' : 'incomplete')));
+      // The platform's own refusals (plan limit, suspended workspace) carry their wording.
+      const refused = msg.error && /^(quota_exceeded|workspace_suspended)$/.test(msg.error.code);
+      meta.append(el('span', 'state', refused ? msg.error.message : t(offline ? 'assistantOffline' : 'incomplete')));
       if (msg.seq === lastSeq) {
         const retry = meta.appendChild(el('button', 'link', t('tryAgain')));
         retry.type = 'button';
