@@ -33,7 +33,7 @@ def _meter_rows(account: Account, used: tuple[int, int]) -> list[dict[str, Any]]
         ("Bot replies this month", used[0], plan.monthly_messages if plan else None),
         ("Model tokens this month", used[1], plan.monthly_tokens if plan else None),
     ):
-        share = min(100, int(100 * value / limit)) if limit else None
+        share = None if limit is None else 100 if not limit else min(100, 100 * value // limit)
         rows.append({"label": label, "used": value, "limit": limit, "share": share})
     return rows
 
@@ -45,7 +45,7 @@ def usage_summary(tenant: Tenant) -> dict[str, Any]:
     reason = ""
     if account.suspended:
         reason = "The workspace is suspended by the platform's operator: widgets are unavailable."
-    elif any(r["limit"] and r["used"] >= r["limit"] for r in rows):
+    elif any(r["limit"] is not None and r["used"] >= r["limit"] for r in rows):
         reason = (
             "The plan's monthly limit is reached: the bots no longer answer visitors (they are "
             "told they can ask for a person) until next month or a larger plan. Agents can "
