@@ -4,7 +4,6 @@ concurrent sends from two processes), suspension, and the other plan limits."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from typing import Any
 
 import pytest
@@ -19,12 +18,10 @@ from chatbot.bots.models import Bot
 from chatbot.conversations import actions
 from chatbot.conversations.models import Message, MessageStatus, Role
 from chatbot.lib import redis_clients
-from chatbot.tenants.models import ApiKey, AuditEvent, Tenant
-from tests.widget.conftest import (  # noqa: F401 (fixtures)
+from chatbot.tenants.models import AuditEvent, Tenant
+from tests.widget.conftest import (
     ScriptedModel,
-    acme_bot,
     is_final_reply,
-    model,
     receive_until,
 )
 from tests.widget.test_consumer import hello, make_token
@@ -129,35 +126,66 @@ class TestMetering:
         assert "monthly limit is reached" in page.content.decode()
 
 
-def _reserve_many(tenant_id: int, first_id: int, count: int, limit: int, out: Any) -> None:
-    """Another process: its own interpreter state, its own Redis connections."""
-    redis_clients._async = None
-    redis_clients._sync = None
+# Another process: its own interpreter, its own Redis connections. Both wait on a Redis list
+# so that their sends overlap.
+OTHER_PROCESS = """
+import asyncio, sys
+import django
+django.setup()
+from chatbot.billing import meter
+from chatbot.lib import redis_clients
 
-    async def run() -> int:
-        limits = meter.Limits(tenant_id, limit, None)
-        results = await asyncio.gather(
-            *(meter.areserve(limits, first_id + n) for n in range(count))
-        )
-        return sum(1 for result in results if result is None)
+tenant_id, first_id, count, limit, room = map(int, sys.argv[1:6])
+import redis
+from django.conf import settings
+sync = redis.Redis.from_url(settings.REDIS_URL)  # no read timeout: it waits for the start
+sync.rpush(f"test:ready:{room}", 1)
+sync.blpop([f"test:go:{room}"], timeout=60)
 
-    out.put(asyncio.run(run()))
+async def run():
+    limits = meter.Limits(tenant_id, limit, None)
+    results = await asyncio.gather(*(meter.areserve(limits, first_id + n) for n in range(count)))
+    return sum(1 for result in results if result is None)
+
+print(asyncio.run(run()))
+"""
 
 
 @pytest.mark.redis
 def test_two_processes_sending_at_the_limit_never_exceed_it(acme: Tenant) -> None:
-    context = multiprocessing.get_context("fork")
-    out = context.Queue()
+    import os
+    import subprocess
+    import sys
+
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)  # no read timeout: children start slowly
+    room = acme.pk
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatbot.settings"}
     workers = [
-        context.Process(target=_reserve_many, args=(acme.pk, 1_000_000 * (n + 1), 40, 25, out))
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                OTHER_PROCESS,
+                str(acme.pk),
+                str(1_000_000 * (n + 1)),
+                "40",
+                "25",
+                str(room),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for n in range(2)
     ]
-    for worker in workers:
-        worker.start()
-    allowed = [out.get(timeout=30) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=30)
-    assert sum(allowed) == 25
+    for _ in workers:
+        assert client.blpop([f"test:ready:{room}"], timeout=60) is not None
+    client.rpush(f"test:go:{room}", 1, 1)
+    allowed = [int(worker.communicate(timeout=60)[0].strip()) for worker in workers]
+    assert sum(allowed) == 25, allowed
     assert meter.usage_now(acme.pk) == (25, 0)
 
 
