@@ -181,6 +181,18 @@ def test_another_tenants_bot_is_a_404(bravo: Tenant, alice: User, client_for: An
     assert client_for(alice).get(f"/analytics/bots/{foreign.pk}/answer/").status_code == 404
 
 
+@pytest.fixture
+def eager_tasks() -> Any:
+    """With REDIS_URL tasks go to the broker; this test wants the result now."""
+    from chatbot.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.mark.usefixtures("eager_tasks")
 def test_a_day_is_rebuilt_on_demand(acme_bot: Bot, alice: User, client_for: Any) -> None:
     visitor = actions.open_visitor(acme_bot)
     actions.receive_visitor_message(visitor, None, client_id="r1", text="Hi")
