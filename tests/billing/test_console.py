@@ -77,3 +77,37 @@ def test_plan_limits_refuse_new_bots_members_and_knowledge(
         "/dashboard/team/", {"email": "dan@acme.test", "role": "agent"}
     )
     assert "allows 1 member" in response.content.decode()
+
+
+def test_a_plan_limits_the_operator_endpoints_but_not_the_tenants_own(acme: Tenant) -> None:
+    import json
+
+    from django.test import override_settings
+
+    from chatbot.billing import actions as billing
+    from chatbot.bots.models import Bot
+    from chatbot.llm import registry, service
+    from chatbot.llm.models import Kind, ModelEndpoint, Source
+
+    declared = [
+        {"name": name, "kind": "openai", "url": f"https://{name}.example/v1", "model": "m"}
+        for name in ("small", "big")
+    ]
+    ModelEndpoint.objects.create(
+        tenant=acme,
+        name="acme-own",
+        kind=Kind.OPENAI,
+        base_url="https://a.example/v1",
+        model="m",
+        source=Source.TENANT,
+    )
+    with override_settings(LLM_ENDPOINTS_JSON=json.dumps(declared), LLM_ENDPOINTS_FILE=""):
+        registry.reset()  # read the declared endpoints again
+        billing.set_plan(acme, Plan.objects.create(name="Small", allowed_endpoints=["small"]), None)
+        names = [e.name for e in service.endpoints_for_tenant(Tenant.objects.get(pk=acme.pk))]
+        assert names == ["small", "acme-own"]
+        bot = Bot.objects.select_related("tenant__billing__plan").get(
+            pk=Bot.objects.create(tenant=acme, name="B").pk
+        )
+        assert [e.name for e in service.bot_route(bot)] == ["small"]
+    registry.reset()
