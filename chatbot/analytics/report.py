@@ -83,30 +83,27 @@ def build(tenant: Tenant, start: date, end: date, bot_id: int | None = None) -> 
     def series(name: str) -> list[int]:
         return [per_day[d][name] for d in days]
 
-    volume = Chart(
+    def daily(chart_id: str, title: str, fields: list[tuple[str, str]]) -> Chart:
+        """A per-day line chart of some counters, with the same numbers as its table."""
+        return Chart(
+            chart_id,
+            title,
+            ["Day", *(label for label, _ in fields)],
+            [[d.isoformat(), *(per_day[d][name] for _, name in fields)] for d in days],
+            charts.line_chart(
+                chart_id, title, labels, [(label, series(name)) for label, name in fields]
+            ),
+        )
+
+    volume = daily(
         "volume",
         "Conversations and messages per day",
-        ["Day", "Conversations", "Visitor messages", "Bot replies", "Visitors"],
         [
-            [
-                d.isoformat(),
-                per_day[d]["conversations"],
-                per_day[d]["visitor_messages"],
-                per_day[d]["replies"],
-                per_day[d]["visitors"],
-            ]
-            for d in days
+            ("Conversations", "conversations"),
+            ("Visitor messages", "visitor_messages"),
+            ("Bot replies", "replies"),
+            ("Visitors", "visitors"),
         ],
-        charts.line_chart(
-            "volume",
-            "Conversations and messages per day",
-            labels,
-            [
-                ("Conversations", series("conversations")),
-                ("Visitor messages", series("visitor_messages")),
-                ("Bot replies", series("replies")),
-            ],
-        ),
     )
     busiest = Chart(
         "hours",
@@ -117,28 +114,14 @@ def build(tenant: Tenant, start: date, end: date, bot_id: int | None = None) -> 
             "hours", "Busiest hours", [f"{h:02d}" for h in range(24)], [float(v) for v in hours]
         ),
     )
-    outcome = Chart(
+    outcome = daily(
         "outcomes",
         "Resolved by the bot and handed to a person, per day",
-        ["Day", "Conversations", "Resolved by the bot", "Handed to a person"],
         [
-            [
-                d.isoformat(),
-                per_day[d]["conversations"],
-                per_day[d]["resolved_by_bot"],
-                per_day[d]["handoffs"],
-            ]
-            for d in days
+            ("Conversations", "conversations"),
+            ("Resolved by the bot", "resolved_by_bot"),
+            ("Handed to a person", "handoffs"),
         ],
-        charts.line_chart(
-            "outcomes",
-            "Resolved by the bot and handed to a person",
-            labels,
-            [
-                ("Resolved by the bot", series("resolved_by_bot")),
-                ("Handed to a person", series("handoffs")),
-            ],
-        ),
     )
     endpoints, tokens = _endpoints(tenant, scope)
     token_chart = Chart(
