@@ -138,9 +138,9 @@ from chatbot.lib import redis_clients
 tenant_id, first_id, count, limit, room = map(int, sys.argv[1:6])
 import redis
 from django.conf import settings
-sync = redis.Redis.from_url(settings.REDIS_URL)  # no read timeout: it waits for the start
+sync = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=120)  # waits for the start
 sync.rpush(f"test:ready:{room}", 1)
-sync.blpop([f"test:go:{room}"], timeout=60)
+sync.blpop([f"test:go:{room}"], timeout=90)
 
 async def run():
     limits = meter.Limits(tenant_id, limit, None)
@@ -160,7 +160,8 @@ def test_two_processes_sending_at_the_limit_never_exceed_it(acme: Tenant) -> Non
     import redis
     from django.conf import settings
 
-    client = redis.Redis.from_url(settings.REDIS_URL)  # no read timeout: children start slowly
+    # A read timeout above the wait: the children may start slowly on a busy machine.
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=120)
     room = acme.pk
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatbot.settings"}
     workers = [
@@ -182,7 +183,7 @@ def test_two_processes_sending_at_the_limit_never_exceed_it(acme: Tenant) -> Non
         for n in range(2)
     ]
     for _ in workers:
-        assert client.blpop([f"test:ready:{room}"], timeout=60) is not None
+        assert client.blpop([f"test:ready:{room}"], timeout=90) is not None
     client.rpush(f"test:go:{room}", 1, 1)
     allowed = [int(worker.communicate(timeout=60)[0].strip()) for worker in workers]
     assert sum(allowed) == 25, allowed
