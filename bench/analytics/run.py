@@ -35,6 +35,7 @@ args = parser.parse_args()
 scratch = tempfile.mkdtemp(prefix="parley-bench-analytics-")
 os.environ["PARLEY_VAR_DIR"] = scratch
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
+os.environ.setdefault("PARLEY_TESTING", "1")  # plain static files, no manifest to build
 if os.environ.get("BENCH_DATABASE_URL"):
     os.environ["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
 else:

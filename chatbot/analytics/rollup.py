@@ -166,7 +166,9 @@ def roll_up(tenant: Tenant, day: date) -> None:
         Message.objects.filter(
             conversation__bot__tenant=tenant, created_at__gte=start, created_at__lt=end
         )
-        .order_by("conversation_id", "seq")
+        # No ORDER BY: the database then reads the day through the created_at index (ordering
+        # by conversation would make it walk every message); one day's rows are sorted here.
+        .order_by()
         .values_list(
             "conversation_id",
             "conversation__bot_id",
@@ -183,6 +185,7 @@ def roll_up(tenant: Tenant, day: date) -> None:
             "created_at",
             "text",
             "citations",
+            "seq",
         )
     )
     for (
@@ -201,7 +204,8 @@ def roll_up(tenant: Tenant, day: date) -> None:
         created_at,
         text,
         citations,
-    ) in rows.iterator(chunk_size=2000):
+        _seq,
+    ) in sorted(rows, key=lambda row: (row[0], row[15])):
         stats = bots[bot_id]
         if role == Role.VISITOR:
             stats.visitor_messages += 1
