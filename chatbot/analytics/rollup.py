@@ -21,65 +21,15 @@ from django.db.models import Count, Min, Q, Sum
 from chatbot.billing.meter import REFUSAL_CODES
 from chatbot.billing.models import StorageDay
 from chatbot.conversations.models import Conversation, Message, MessageStatus, Role, Status
+from chatbot.knowledge.retrieval import _ENGLISH_STOPWORDS
 from chatbot.tenants.models import Tenant
 
 from .models import LATENCY_EDGES_MS, WAIT_EDGES_S, BotDay, EndpointDay, QuestionDay
 
 TOP_QUESTIONS_PER_DAY = 50
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "can",
-        "could",
-        "do",
-        "does",
-        "for",
-        "from",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "is",
-        "it",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "please",
-        "so",
-        "that",
-        "the",
-        "there",
-        "this",
-        "to",
-        "was",
-        "we",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "hi",
-        "hello",
-        "hey",
-        "thanks",
-        "thank",
-    ]
-)
+# Retrieval's English stop words, plus greetings: "hi, what are your hours?" groups with
+# "your hours".
+STOPWORDS = _ENGLISH_STOPWORDS | {"hi", "hello", "hey", "please", "thanks", "thank"}
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
