@@ -213,6 +213,8 @@ INSTALLED_APPS = [
     "chatbot.dashboard",
     "chatbot.api",
     "chatbot.webhooks",
+    "chatbot.billing",
+    "chatbot.analytics",
     "widget",
 ]
 
@@ -574,6 +576,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "sweep-stale-replies": {
         "task": "chatbot.conversations.tasks.sweep_stale_replies",
         "schedule": 5 * 60,
+    },
+    # Usage: counters restored from the messages after a Redis loss, 80%/100% emails.
+    "billing-check-usage": {
+        "task": "chatbot.billing.tasks.check_usage",
+        "schedule": 5 * 60,
+    },
+    # Daily roll-ups for the analytics pages: today and yesterday, rebuilt (idempotent).
+    "analytics-roll-up": {
+        "task": "chatbot.analytics.tasks.roll_up_recent",
+        "schedule": 30 * 60,
     },
 }
 

@@ -21,6 +21,9 @@ urlpatterns = [
     path("llm/", include("chatbot.llm.urls")),
     path("api/", include("chatbot.api.urls")),
     path("webhooks/", include("chatbot.webhooks.urls")),
+    path("analytics/", include("chatbot.analytics.urls")),
+    path("usage/", include("chatbot.billing.urls")),
+    path("operator/", include("chatbot.billing.operator_urls")),
     path("", include("widget.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -8,6 +8,7 @@ import json
 import logging
 from typing import Any
 
+from chatbot.billing.meter import tenant_suspended
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions
 from chatbot.conversations.broadcast import group_for
@@ -63,7 +64,7 @@ def client_ip(scope: dict[str, Any]) -> str:
 
 
 def _bot_for_key(key: str) -> Bot | None:
-    return Bot.objects.filter(public_key=key).first()
+    return Bot.objects.filter(public_key=key).select_related("tenant__billing").first()
 
 
 def _open_session(
@@ -100,7 +101,12 @@ class WidgetConsumer(FanoutWebsocketConsumer):
         bot = await db_async(_bot_for_key)(key)
         # Refused before accept (the browser sees a failed handshake): no bot, no or a
         # foreign Origin. Exact string match, so look-alike hosts never pass.
-        if bot is None or not bot.enabled or not handshake_origin_allowed(bot, origin):
+        if (
+            bot is None
+            or not bot.enabled
+            or tenant_suspended(bot)
+            or not handshake_origin_allowed(bot, origin)
+        ):
             log.info("widget handshake refused (key=%s origin=%r)", key[:12], origin)
             await self.close()
             return

@@ -16,6 +16,7 @@ from typing import Any
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
+from chatbot.billing.meter import tenant_suspended
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions, streams
 from chatbot.conversations.actions import ActionError
@@ -99,11 +100,13 @@ def authenticate(token: object, *, bot: Bot | None = None) -> tuple[Bot, Visitor
     """Check a session token (sync). Raises TokenError; `bot_disabled` for a disabled bot."""
     claims = read_session_token(token)
     if bot is None:
-        bot = Bot.objects.filter(public_key=claims.bot_key).first()
+        bot = (
+            Bot.objects.filter(public_key=claims.bot_key).select_related("tenant__billing").first()
+        )
         if bot is None:
             raise TokenError("bad_token", "The session token is for an unknown bot.")
     check_claims_for_bot(claims, bot)
-    if not bot.enabled:
+    if not bot.enabled or tenant_suspended(bot):
         raise TokenError("bot_disabled", "This assistant is not available.")
     visitor = Visitor.objects.filter(bot=bot, public_id=claims.visitor_id).first()
     if visitor is None:

@@ -33,6 +33,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from chatbot.billing.meter import tenant_suspended
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions
 from chatbot.conversations.broadcast import EVENT_TYPE, group_for
@@ -157,7 +158,7 @@ def loader_js(request: HttpRequest) -> HttpResponse:
 
 
 def _bot_or_none(key: str) -> Bot | None:
-    return Bot.objects.filter(public_key=key).select_related("tenant").first()
+    return Bot.objects.filter(public_key=key).select_related("tenant__billing").first()
 
 
 def _public_config(bot: Bot) -> dict[str, Any]:
@@ -173,7 +174,7 @@ def bot_config(request: HttpRequest, key: str) -> HttpResponse:
     origin = request.headers.get("Origin")
     if not bot.allows_origin(origin):
         return error_response("origin_not_allowed", "This site is not allowed to use this bot.")
-    if not bot.enabled:
+    if not bot.enabled or tenant_suspended(bot):
         return error_response("bot_disabled", "This assistant is not available.")
     # The loader sends its page's path: "seen on <site>, last on <page>" for the bot's owner.
     path = request.GET.get("page") or ""
@@ -258,7 +259,7 @@ def frame(request: HttpRequest, key: str) -> HttpResponse:
     preview = request.GET.get("preview") == "1"
     if bot is None or (preview and not _is_manager_of(request, bot)):
         raise Http404("No bot has this key.")
-    if not bot.enabled and not preview:
+    if (not bot.enabled or tenant_suspended(bot)) and not preview:
         response = HttpResponse(
             "This assistant is not available.", status=404, content_type="text/plain"
         )
@@ -315,7 +316,7 @@ def session(request: HttpRequest) -> HttpResponse:
     if not preview:
         if not bot.allows_origin(page_origin):
             return error_response("origin_not_allowed", "This site is not allowed to use this bot.")
-        if not bot.enabled:
+        if not bot.enabled or tenant_suspended(bot):
             return error_response("bot_disabled", "This assistant is not available.")
     identity = None
     if body.get("identity"):

@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
+from chatbot.billing.actions import is_suspended
 from chatbot.tenants.actions import authenticate_api_key
 from chatbot.tenants.models import ApiKey, Membership, Role, User
 
@@ -34,6 +35,10 @@ class ApiKeyAuth(HttpBearer):
         if role is None:
             raise HttpError(
                 403, "The member who created this API key has left the workspace; create a new key."
+            )
+        if is_suspended(key.tenant_id):
+            raise HttpError(
+                403, "This workspace is suspended by the platform's operator; contact support."
             )
         request.tenant = key.tenant  # type: ignore[attr-defined]
         request.api_key = key  # type: ignore[attr-defined]

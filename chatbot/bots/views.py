@@ -13,6 +13,7 @@ from django.utils.html import json_script
 from django.views.decorators.http import require_http_methods, require_POST
 
 from chatbot.installs.actions import site_statuses
+from chatbot.billing.actions import QuotaError, check_can_add_bot
 from chatbot.tenants.permissions import manager_required
 
 from . import actions
@@ -65,6 +66,11 @@ def bot_create(request: HttpRequest) -> HttpResponse:
     endpoints = _endpoints(request)
     form = BotForm(request.POST or None, endpoints=endpoints, initial={"enabled": True})
     if request.method == "POST" and form.is_valid():
+        try:
+            check_can_add_bot(request.tenant)  # type: ignore[attr-defined]
+        except QuotaError as exc:
+            form.add_error(None, str(exc))
+            return render(request, "bots/edit.html", _edit_context(form, None), status=400)
         with transaction.atomic():
             bot = actions.create_bot(request.tenant, request.user, **form.bot_fields())  # type: ignore[attr-defined]
             _save_route(form, bot)

@@ -174,6 +174,8 @@ class Message(models.Model):
 
     class Meta:
         ordering = ("conversation", "seq")
+        # The analytics roll-up reads one day of messages at a time (chatbot/analytics).
+        indexes = [models.Index(fields=["created_at"], name="message_created_at")]
         constraints = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="message_seq_unique"),
             models.UniqueConstraint(

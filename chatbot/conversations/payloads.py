@@ -36,7 +36,13 @@ VISITOR_ERROR_TEXT = {
 VISITOR_ERROR_DEFAULT = "Something went wrong. Please try again."
 
 
-def visitor_error(code: str) -> dict[str, str]:
+# The platform's own refusals (chatbot/billing): their stored sentence is written for visitors.
+VISITOR_WORDED_CODES = frozenset({"quota_exceeded", "workspace_suspended"})
+
+
+def visitor_error(code: str, stored: str = "") -> dict[str, str]:
+    if code in VISITOR_WORDED_CODES and stored:
+        return {"code": code, "message": stored}
     return {"code": code, "message": VISITOR_ERROR_TEXT.get(code, VISITOR_ERROR_DEFAULT)}
 
 
@@ -74,7 +80,9 @@ def agent_identity(message: Message) -> tuple[str | None, str | None]:
 
 
 def message_payload(message: Message, *, text: str | None = None) -> dict[str, Any]:
-    error = visitor_error(message.error_code) if message.error_code else None
+    error = (
+        visitor_error(message.error_code, message.error_message) if message.error_code else None
+    )
     author = avatar = None
     # Agents' replies, notes and system lines ("agent.joined") name the person, as the
     # workspace's policy says (InboxSettings.agent_names).

@@ -15,8 +15,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from chatbot.billing import meter
 from chatbot.bots.models import Bot
 from chatbot.lib.db import db_async
 from chatbot.llm.types import (
@@ -107,8 +108,9 @@ class Context:
 
 def _load_context(conversation_id: int) -> Context:
     # The bot is read again for every reply: an owner's edit (persona, route) applies to the
-    # next reply of every open conversation.
-    bot = Bot.objects.get(conversations__pk=conversation_id)
+    # next reply of every open conversation. The tenant's plan and standing come in the same
+    # query, for the quota check (billing.meter).
+    bot = Bot.objects.select_related("tenant__billing__plan").get(conversations__pk=conversation_id)
     route = _route(bot)
     with_images = bool(route.accepts_images) if route is not None else False
     history_rows = (
@@ -169,6 +171,27 @@ async def run_reply(conversation_id: int) -> None:
         return
     message, context = prepared
     bot, history, knowledge = context.bot, context.history, context.knowledge
+    # The quota check counts this reply, once (one Redis round trip, no query).
+    refusal = await meter.areserve(meter.limits_for_bot(bot), message.pk)
+    if refusal is not None:
+        log.info(
+            "reply refused tenant=%s code=%s reason=%s",
+            bot.tenant_id,
+            refusal.code,
+            refusal.owner_reason,
+        )
+        await _store(
+            message,
+            "",
+            StreamError(cast(Any, refusal.code), refusal.visitor_message),
+            {},
+            None,
+            time.monotonic(),
+            (),
+            _nothing_to_flush,
+            bot.tenant_id,
+        )
+        return
 
     text = ""
     sent = 0  # characters already broadcast
@@ -231,7 +254,7 @@ async def run_reply(conversation_id: int) -> None:
     except asyncio.CancelledError:
         flusher_task.cancel()
         error = stop_reason or StreamError("cancelled", "The reply was stopped.")
-        await _store(message, text, error, meta, ttft_ms, started, knowledge, flush)
+        await _store(message, text, error, meta, ttft_ms, started, knowledge, flush, bot.tenant_id)
         if stop_reason is not None:
             return  # stopped by us (takeover), not by whoever cancels this task
         raise
@@ -239,7 +262,11 @@ async def run_reply(conversation_id: int) -> None:
         log.exception("reply for conversation %s failed", conversation_id)
         error = StreamError("upstream", f"The reply failed: {type(exc).__name__}")
     flusher_task.cancel()
-    await _store(message, text, error, meta, ttft_ms, started, knowledge, flush)
+    await _store(message, text, error, meta, ttft_ms, started, knowledge, flush, bot.tenant_id)
+
+
+async def _nothing_to_flush() -> None:
+    return None
 
 
 async def _store(
@@ -251,6 +278,7 @@ async def _store(
     started: float,
     knowledge: Sequence[Any],
     flush: Any,
+    tenant_id: int,
 ) -> None:
     await asyncio.shield(flush())
     if error is not None and error.code != "cancelled":
@@ -284,4 +312,7 @@ async def _store(
             citations=_citations(knowledge) if status == MessageStatus.COMPLETE else (),
         )
     )
-    await streams.forget(message.conversation_id, message.seq)
+    tokens = (meta.get("tokens_in") or 0) + (meta.get("tokens_out") or 0)
+    usage = [meter.TokenRecord(tenant_id, message.pk, tokens)] if tokens else []
+    # The tokens join the pipeline that forgets the streaming text: no round trip of their own.
+    await streams.forget(message.conversation_id, message.seq, also=usage)

@@ -13,9 +13,10 @@ streaming to this process's sockets and ends in its row; readers fall back to th
 
 from __future__ import annotations
 
-import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from django.core.cache import cache
 from redis.exceptions import RedisError
@@ -84,10 +85,27 @@ def read(conversation_id: int, seq: int) -> Partial | None:
         return None
 
 
-async def forget(conversation_id: int, seq: int) -> None:
+class PipelineStep(Protocol):
+    """Work that rides in `forget`'s round trip (the reply's usage: billing.meter)."""
+
+    def queue(self, pipe: Any) -> None: ...
+
+    def apply_locally(self) -> None: ...
+
+
+async def forget(conversation_id: int, seq: int, also: Sequence[PipelineStep] = ()) -> None:
+    """Drop the streaming text; `also` is queued in the same round trip."""
     client = redis_clients.async_client()
     if client is None:
         cache.delete(_key(conversation_id, seq))
-    else:
-        with contextlib.suppress(RedisError):  # else it expires by itself
-            await client.delete(_key(conversation_id, seq))
+        for step in also:
+            step.apply_locally()
+        return
+    pipe = client.pipeline(transaction=False)
+    pipe.delete(_key(conversation_id, seq))
+    for step in also:
+        step.queue(pipe)
+    try:
+        await pipe.execute()
+    except RedisError as exc:  # the text expires by itself; the roll-up still counts usage
+        log.warning("stream store: cannot forget reply %s/%s: %s", conversation_id, seq, exc)

@@ -23,6 +23,16 @@ from .extract import ExtractionError, sniff_type
 from .models import Source, SourceKind, SourceStatus, SyncInterval
 
 
+def _check_room(bot: Bot, adding: int) -> None:
+    """The plan's knowledge size (billing), before anything is stored."""
+    from chatbot.billing.actions import QuotaError, check_knowledge_room
+
+    try:
+        check_knowledge_room(bot.tenant, adding)
+    except QuotaError as exc:
+        raise KnowledgeError(str(exc)) from None
+
+
 class KnowledgeError(ValueError):
     """The request cannot be done as asked; the message says what to change."""
 
@@ -84,6 +94,7 @@ def _check_interval(sync_interval: int) -> int:
 
 def add_text(bot: Bot, *, title: str, text: str) -> Source:
     text = _check_text(text, "text")
+    _check_room(bot, len(text))
     with transaction.atomic():
         source = Source.objects.create(
             bot=bot,
@@ -102,6 +113,7 @@ def add_qa(bot: Bot, *, question: str, answer: str) -> Source:
     if len(question) > 300:
         raise KnowledgeError("Keep the question under 300 characters.")
     answer = _check_text(answer, "answer")
+    _check_room(bot, len(question) + len(answer))
     with transaction.atomic():
         source = Source.objects.create(bot=bot, kind=SourceKind.QA, title=question, body=answer)
         _queue_sync(source)
@@ -116,6 +128,7 @@ def add_file(bot: Bot, *, upload: UploadedFile, title: str = "") -> Source:
     if len(data) > limit:
         raise KnowledgeError(f"The file is larger than {limit // (1024 * 1024)} MB.")
     # The name the browser sent is shown to managers, never used as a path.
+    _check_room(bot, 0)
     name = os.path.basename((upload.name or "").replace("\\", "/"))[:255] or "upload"
     try:
         file_type = sniff_type(data, name, upload.content_type or "")
@@ -157,6 +170,7 @@ def add_site(
         raise KnowledgeError(f"The depth must be between 0 and {conf.max_depth_ceiling()}.")
     if not 1 <= max_pages <= conf.max_pages_ceiling():
         raise KnowledgeError(f"The page limit must be between 1 and {conf.max_pages_ceiling()}.")
+    _check_room(bot, 0)
     with transaction.atomic():
         source = Source.objects.create(
             bot=bot,

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -38,13 +38,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _plan_allows(tenant: Tenant) -> Callable[[ModelEndpoint], bool]:
+    """The tenant's plan may restrict the operator's endpoints; its own are always allowed.
+    Reads `tenant.billing.plan` (no query when the caller selected them with the tenant)."""
+    account = getattr(tenant, "billing", None)
+    plan = account.plan if account is not None else None
+    if plan is None or not plan.allowed_endpoints:
+        return lambda endpoint: True
+    return lambda endpoint: endpoint.tenant_id is not None or plan.allows_endpoint(endpoint.name)
+
+
 def endpoints_for_tenant(tenant: Tenant) -> list[ModelEndpoint]:
     """The endpoints a tenant's bots may route to: the operator's, then the tenant's own."""
     registry.ensure_ready()
     rows = ModelEndpoint.objects.filter(
         Q(tenant__isnull=True, enabled=True) | Q(tenant=tenant, enabled=True)
     ).select_related("tenant")
-    return sorted(rows, key=lambda e: (e.tenant_id is not None, e.position, e.pk))
+    allowed = _plan_allows(tenant)
+    return sorted(
+        (row for row in rows if allowed(row)),
+        key=lambda e: (e.tenant_id is not None, e.position, e.pk),
+    )
 
 
 def set_bot_route(bot: Bot, endpoint_ids: list[int]) -> None:
@@ -70,15 +84,18 @@ def set_bot_route(bot: Bot, endpoint_ids: list[int]) -> None:
 def bot_route(bot: Bot) -> list[ModelEndpoint]:
     """The endpoints the bot's replies try, in order (the operator's default when unset)."""
     steps = list(BotRoute.objects.filter(bot=bot).select_related("endpoint").order_by("position"))
+    allowed = _plan_allows(bot.tenant)
     chosen = [
         step.endpoint
         for step in steps
-        if step.endpoint.enabled and step.endpoint.tenant_id in (None, bot.tenant_id)
+        if step.endpoint.enabled
+        and step.endpoint.tenant_id in (None, bot.tenant_id)
+        and allowed(step.endpoint)
     ]
     if chosen:
         registry.ensure_ready()
         return chosen
-    return registry.operator_endpoints()
+    return [endpoint for endpoint in registry.operator_endpoints() if allowed(endpoint)]
 
 
 def route_accepts_images(bot: Bot) -> bool:

@@ -102,6 +102,12 @@ def invite_member(actor: Membership, email: str, role: str) -> tuple[Invitation,
     tenant = actor.tenant
     email = email.strip().lower()
     _check_can_assign(actor, role)
+    from chatbot.billing.actions import QuotaError, check_can_add_seat
+
+    try:
+        check_can_add_seat(tenant)
+    except QuotaError as exc:
+        raise ActionError(str(exc)) from None
     if Membership.objects.for_tenant(tenant).filter(user__email__iexact=email).exists():
         raise ActionError(f"{email} is already a member of {tenant.name}.")
     # A new invitation replaces any earlier pending one for the same address.

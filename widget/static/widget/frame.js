@@ -973,7 +973,9 @@
     if (msg.role === 'assistant' && (msg.status === 'incomplete' || msg.status === 'failed')) {
       // The code picks the wording; the server never sends the operator's detail here.
       const offline = msg.error && /^(offline|upstream|unavailable|connect|timeout|auth|not_found|overloaded|rate_limited)$/.test(msg.error.code || '');
-      meta.append(el('span', 'state', t(offline ? 'assistantOffline' : 'incomplete')));
+      // The platform's own refusals (plan limit, suspended workspace) carry their wording.
+      const refused = msg.error && /^(quota_exceeded|workspace_suspended)$/.test(msg.error.code);
+      meta.append(el('span', 'state', refused ? msg.error.message : t(offline ? 'assistantOffline' : 'incomplete')));
       if (msg.seq === lastSeq) {
         const retry = meta.appendChild(el('button', 'link', t('tryAgain')));
         retry.type = 'button';
