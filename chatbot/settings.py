@@ -208,6 +208,7 @@ INSTALLED_APPS = [
     "chatbot.llm",
     "chatbot.conversations",
     "chatbot.knowledge",
+    "chatbot.tools",
     "chatbot.dashboard",
     "chatbot.api",
     "widget",
