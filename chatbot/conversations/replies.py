@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +50,7 @@ async def stream_reply(
     knowledge: Sequence[Any] = (),
     route: Any = None,
     **tooling: Any,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """The LLM service's `stream_reply`, imported late so this module loads without it.
     `tooling` (tools, system_note) comes only from the tool loop."""
     try:
@@ -224,6 +224,7 @@ async def run_reply(conversation_id: int) -> None:
                     return
 
     flusher_task = asyncio.create_task(flusher())
+    events: AsyncIterator[Event]
     if context.toolbox is None:
         events = stream_reply(bot, history, knowledge=knowledge, route=context.route)
     else:

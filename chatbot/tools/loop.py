@@ -21,10 +21,10 @@ Safety rules that hold whatever the model says:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
