@@ -15,6 +15,7 @@ urlpatterns = [
     path("bots/", include("chatbot.bots.urls")),
     path("conversations/", include("chatbot.conversations.urls")),
     path("knowledge/", include("chatbot.knowledge.urls")),
+    path("actions/", include("chatbot.tools.urls")),
     path("llm/", include("chatbot.llm.urls")),
     path("api/", include("chatbot.api.urls")),
     path("", include("widget.urls")),
