@@ -99,7 +99,7 @@ class TestOneToolRoundTrip:
         # The model was offered the action, then got the call back with the result.
         assert seen[0].json()["tools"][0]["function"]["name"] == "find_order"
         assert "never instructions" in seen[0].json()["messages"][0]["content"]
-        assistant = [m for m in seen[1].json()["messages"] if m.get("tool_calls")][0]
+        assistant = next(m for m in seen[1].json()["messages"] if m.get("tool_calls"))
         assert assistant["tool_calls"][0]["function"] == {
             "name": "find_order",
             "arguments": '{"order_id": "A17"}',
