@@ -45,7 +45,7 @@ def action_form(**overrides: Any) -> dict[str, Any]:
 
 
 class EchoHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         body = json.dumps({"path": self.path, "auth": self.headers.get("Authorization")}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
