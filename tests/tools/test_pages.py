@@ -203,3 +203,37 @@ class TestContacts:
     def test_a_lead_needs_a_way_to_reach_them(self, acme_bot: Bot) -> None:
         with pytest.raises(tool_actions.LeadProblem):
             self._lead(acme_bot, email="", phone="")
+
+
+class TestTranscript:
+    def test_agents_see_each_call_under_its_reply_and_exports_carry_it(
+        self, charlie: User, alice: User, acme_bot: Bot, client_for: Any
+    ) -> None:
+        from chatbot.conversations.export import conversation_dicts
+        from chatbot.conversations.models import Conversation
+        from chatbot.tools.models import ActionCall, CallStatus
+
+        visitor = conversation_actions.open_visitor(acme_bot)
+        received = conversation_actions.receive_visitor_message(
+            visitor, None, client_id="c1", text="Where is A17?"
+        )
+        reply = conversation_actions.create_reply_message(received.conversation.pk)
+        assert reply is not None
+        ActionCall.objects.create(
+            conversation=received.conversation,
+            message=reply,
+            name="find_order",
+            kind="http",
+            arguments={"order_id": "A17"},
+            status=CallStatus.DONE,
+            result={"status": "shipped"},
+            duration_ms=12,
+        )
+        url = reverse("conversations:detail", args=[received.conversation.public_id])
+        page = client_for(charlie).get(url).content.decode()
+        assert "find_order" in page and "A17" in page and "shipped" in page
+        [exported] = conversation_dicts(Conversation.objects.all())
+        assert exported["actions"][0]["arguments"] == {"order_id": "A17"}
+        assert exported["actions"][0]["reply_seq"] == reply.seq
+        received.conversation.delete()  # retention deletes conversations: the calls go too
+        assert not ActionCall.objects.exists()
