@@ -53,6 +53,7 @@ from .schema import SchemaProblem, empty_schema, parse_arguments
 log = logging.getLogger(__name__)
 
 MAX_STEPS = 4  # model turns in one reply that may call tools
+MAX_CALLS_PER_TURN = 5  # calls one turn may ask for at once (the rest are refused)
 TURN_TIMEOUT_SECONDS = 45.0  # every call of one reply together
 RESULT_CHARS = 4000  # what one call's result may take of the prompt
 STORED_RESULT_CHARS = 16_000
@@ -247,8 +248,12 @@ class ToolRun:
 
     async def _execute(self, requested: tuple[ToolCall, ...]) -> list[ChatMessage]:
         plans: list[actions.NewCall] = []
-        for call in requested:
+        for number, call in enumerate(requested):
             action = self.box.actions.get(call.name)
+            if number >= MAX_CALLS_PER_TURN:
+                problem = f"at most {MAX_CALLS_PER_TURN} calls at once; ask again for the rest"
+                plans.append(self._plan(call, action, {}, problem))
+                continue
             if action is None:
                 plans.append(
                     self._plan(call, None, {}, f"there is no function named {call.name!r}")

@@ -3,6 +3,7 @@ OpenAI's streamed tool_calls, and a real loopback endpoint for the action."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -145,6 +146,24 @@ class TestOneToolRoundTrip:
         assert [r["tool_call_id"] for r in results] == ["a", "b"]
         assert "A1" in results[0]["content"] and "B2" in results[1]["content"]
 
+    async def test_one_turn_may_ask_for_at_most_five_calls(
+        self, acme_bot: Bot, monkeypatch: pytest.MonkeyPatch, loopback_allowed: None
+    ) -> None:
+        endpoint, hits = json_endpoint({"ok": True})
+        async with WireServer(endpoint) as shop:
+            await database_sync_to_async(make_action)(
+                acme_bot.tenant, acme_bot, shop.url + "/{order_id}"
+            )
+            many = [(f"c{i}", "find_order", f'{{"order_id": "{i}"}}') for i in range(7)]
+            scenario, seen = openai_turns(calls_turn(*many), text_turn("Some found."))
+            async with WireServer(scenario) as model:
+                route_to(monkeypatch, model.url)
+                comm = await open_chat(acme_bot)
+                await ask(comm, "Seven orders")
+                await comm.disconnect()
+        assert len(hits) == 5
+        assert "at most 5 calls" in tool_messages(seen[1])[6]["content"]
+
     async def test_malformed_arguments_go_back_to_the_model_and_nothing_is_called(
         self, acme_bot: Bot, monkeypatch: pytest.MonkeyPatch, loopback_allowed: None
     ) -> None:
@@ -222,6 +241,38 @@ class TestOneToolRoundTrip:
         assert final_text(frames) == "I cannot look orders up here."
         system = seen[-1].json()["messages"][0]["content"]
         assert "cannot perform actions (looking up your order)" in system
+
+
+class TestTakeover:
+    async def test_a_person_taking_over_stops_a_running_call(
+        self, acme_bot: Bot, charlie: Any, monkeypatch: pytest.MonkeyPatch, loopback_allowed: None
+    ) -> None:
+        from chatbot.conversations.takeover import take_over
+
+        reached = asyncio.Event()
+
+        async def stalls(request: Request, reply: Reply) -> None:
+            reached.set()
+            await asyncio.Event().wait()  # never answers
+
+        async with WireServer(stalls) as shop:
+            await database_sync_to_async(make_action)(
+                acme_bot.tenant, acme_bot, shop.url + "/{order_id}", timeout_seconds=30
+            )
+            scenario, seen = openai_turns(calls_turn(("1", "find_order", '{"order_id": "A"}')))
+            async with WireServer(scenario) as model:
+                route_to(monkeypatch, model.url)
+                comm = await open_chat(acme_bot)
+                await comm.send_json_to({"type": "message.send", "client_id": "c1", "text": "A?"})
+                await asyncio.wait_for(reached.wait(), 5)
+                conversation = await database_sync_to_async(Conversation.objects.get)()
+                await database_sync_to_async(take_over)(conversation, charlie)
+                await asyncio.wait_for(conversation_actions.wait_for_replies(), 5)
+                await asyncio.wait_for(shop.disconnected.wait(), 5)  # the request was closed
+                await comm.disconnect()
+        [call] = await calls()
+        assert call.status == CallStatus.FAILED and "stopped" in call.error
+        assert len(seen) == 1
 
 
 class TestConfirmation:

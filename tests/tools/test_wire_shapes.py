@@ -117,3 +117,14 @@ async def test_bedrock_streams_tool_use_input_in_fragments() -> None:
     assert {(d.call_id, d.name, d.index) for d in deltas} == {("tu1", "find_order", 1)}
     assert "".join(d.arguments_json for d in deltas) == '{"order_id": "A17"}'
     assert events[-1].reason == "tool"  # type: ignore[union-attr]
+
+
+def test_bedrock_without_tools_carries_past_calls_as_text() -> None:
+    body = bedrock_body(ChatRequest(messages=HISTORY))
+    assert "toolConfig" not in body
+    assert body["messages"][1]["content"] == [
+        {"text": '[called find_order with {"order_id": "A17"}]'}
+    ]
+    assert body["messages"][2]["content"] == [
+        {"text": '[result of find_order: {"result": "shipped"}]'}
+    ]

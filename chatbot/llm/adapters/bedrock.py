@@ -33,9 +33,14 @@ _FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image
 
 def build_body(request: ChatRequest) -> dict[str, Any]:
     messages: list[dict[str, Any]] = []
+    # Converse refuses toolUse/toolResult blocks without a toolConfig: a request offering no
+    # tools (the tool loop's last turn) carries past calls and results as text instead.
+    as_text = not request.tools
     for message in request.messages:
         content: list[dict[str, Any]] = []
-        if message.role == "tool":
+        if message.role == "tool" and as_text:
+            content.append({"text": f"[result of {message.tool_name}: {message.plain_text}]"})
+        elif message.role == "tool":
             content.append(
                 {
                     "toolResult": {
@@ -56,7 +61,9 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
                         }
                     }
                 )
-        for call in message.tool_calls:
+        for call in message.tool_calls if as_text else ():
+            content.append({"text": f"[called {call.name} with {call.arguments_json}]"})
+        for call in message.tool_calls if not as_text else ():
             content.append(
                 {
                     "toolUse": {
