@@ -264,11 +264,11 @@ class TestTakeover:
                 route_to(monkeypatch, model.url)
                 comm = await open_chat(acme_bot)
                 await comm.send_json_to({"type": "message.send", "client_id": "c1", "text": "A?"})
-                await asyncio.wait_for(reached.wait(), 5)
+                await asyncio.wait_for(reached.wait(), 30)
                 conversation = await database_sync_to_async(Conversation.objects.get)()
                 await database_sync_to_async(take_over)(conversation, charlie)
-                await asyncio.wait_for(conversation_actions.wait_for_replies(), 5)
-                await asyncio.wait_for(shop.disconnected.wait(), 5)  # the request was closed
+                await asyncio.wait_for(conversation_actions.wait_for_replies(), 30)
+                await asyncio.wait_for(shop.disconnected.wait(), 30)  # the request was closed
                 await comm.disconnect()
         [call] = await calls()
         assert call.status == CallStatus.FAILED and "stopped" in call.error
