@@ -29,6 +29,8 @@ $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
 
 # The snippet, emails and token audience use SITE_URL: follow PORT unless it is set.
 run: export SITE_URL ?= http://$(HOST):$(PORT)
+# The demo bot's order lookup calls the demo host page's process on this machine.
+run: export OUTBOUND_ALLOW_CIDRS ?= 127.0.0.1/32
 run: $(VENV)/.installed-run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0

@@ -210,6 +210,7 @@ INSTALLED_APPS = [
     "chatbot.knowledge",
     "chatbot.installs",
     "chatbot.profiles",
+    "chatbot.tools",
     "chatbot.dashboard",
     "chatbot.api",
     "chatbot.webhooks",

@@ -18,6 +18,7 @@ urlpatterns = [
     path("installs/", include("chatbot.installs.urls")),
     path("conversations/", include("chatbot.conversations.urls")),
     path("knowledge/", include("chatbot.knowledge.urls")),
+    path("actions/", include("chatbot.tools.urls")),
     path("llm/", include("chatbot.llm.urls")),
     path("api/", include("chatbot.api.urls")),
     path("webhooks/", include("chatbot.webhooks.urls")),

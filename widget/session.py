@@ -34,7 +34,7 @@ MAX_DEPTH = 32
 CONVERSATION_LIST_LIMIT = 20
 # Group events a visitor may see; anything else on the group (agents' notes, inbox
 # bookkeeping) stays server-side.
-VISITOR_EVENTS = frozenset({"message", "delta", "typing", "agent.joined", "conversation"})
+VISITOR_EVENTS = frozenset({"message", "delta", "typing", "agent.joined", "conversation", "action"})
 
 
 class FrameError(Exception):
@@ -215,6 +215,7 @@ class WidgetSession:
                     # heartbeat outlives it by a few seconds).
                     self.watch.append((row.conversation_id, row.seq, partial.owner))
             events.append({"type": "message", "message": message_payload(row, text=text)})
+        events += action_events(conversation, after_seq)
         return events
 
     async def watch_orphans(self) -> None:
@@ -437,6 +438,17 @@ class WidgetSession:
         actions.note_visitor_context(self.visitor, page_url=url, user_agent=self.visitor.user_agent)
         return [], None
 
+    def _confirm(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        """`action.confirm {id, accept}`: the visitor's answer to a confirmation card; the
+        reply continues (running the action first when confirmed)."""
+        if self.conversation is None:
+            raise FrameError("not_found", "No conversation yet.")
+        from chatbot.tools.actions import answer_confirmation
+
+        return [], answer_confirmation(
+            self.visitor, self.conversation, frame.get("id"), frame.get("accept")
+        )
+
     def _handoff(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
         if self.conversation is None:
             raise FrameError("not_found", "No conversation yet.")
@@ -450,7 +462,7 @@ _LOOP_HANDLERS = {
     "reply.fetch": WidgetSession._fetch,
 }
 # Frames that count against the sending limits (they may call the model).
-_COUNTS_AS_SEND = frozenset({"message.send", "reply.retry"})
+_COUNTS_AS_SEND = frozenset({"message.send", "reply.retry", "action.confirm"})
 _HANDLERS = {
     "message.send": WidgetSession._send,
     "feedback": WidgetSession._feedback,
@@ -460,4 +472,19 @@ _HANDLERS = {
     "conversations.list": WidgetSession._list,
     "handoff.request": WidgetSession._handoff,
     "page": WidgetSession._page,
+    "action.confirm": WidgetSession._confirm,
 }
+
+
+def action_events(conversation: Conversation, after_seq: int) -> list[dict[str, Any]]:
+    """The actions of replies after `after_seq`, and every one still awaiting the visitor."""
+    from chatbot.tools.actions import call_payload
+    from chatbot.tools.models import ActionCall, CallStatus
+
+    calls = (
+        ActionCall.objects.filter(conversation=conversation)
+        .filter(Q(message__seq__gt=after_seq) | Q(status=CallStatus.AWAITING))
+        .select_related("action", "message")
+        .order_by("created_at")
+    )
+    return [{"type": "action", "action": call_payload(call)} for call in calls]

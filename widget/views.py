@@ -208,6 +208,8 @@ def frame_csp(bot: Bot, *, preview: bool) -> str:
 
         parts = urlsplit(bot.avatar_url)
         images += f" https://{parts.netloc}"
+    # Action cards may show images from the bot's own sites (chatbot/tools/cards.py).
+    images += "".join(f" {o}" for o in bot.allowed_origins or () if o.startswith("https://"))
     return "; ".join(
         [
             "default-src 'none'",

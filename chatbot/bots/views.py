@@ -12,8 +12,8 @@ from django.shortcuts import redirect, render
 from django.utils.html import json_script
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chatbot.installs.actions import site_statuses
 from chatbot.billing.actions import QuotaError, check_can_add_bot
+from chatbot.installs.actions import site_statuses
 from chatbot.tenants.permissions import manager_required
 
 from . import actions

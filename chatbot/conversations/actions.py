@@ -298,8 +298,11 @@ def set_feedback(
     return message
 
 
-def request_handoff(visitor: Visitor, conversation: Conversation) -> Message | None:
-    """The visitor asks for a person: the bot steps back and the inbox shows it waiting."""
+def request_handoff(
+    visitor: Visitor, conversation: Conversation, *, cancel: bool = True
+) -> Message | None:
+    """The visitor asks for a person: the bot steps back and the inbox shows it waiting.
+    `cancel=False` when the bot's own reply asks (it has finished)."""
     with transaction.atomic():
         locked = _lock(conversation.pk)
         if locked.visitor_id != visitor.pk:
@@ -326,8 +329,15 @@ def request_handoff(visitor: Visitor, conversation: Conversation) -> Message | N
         )
         status = {"type": "conversation", "conversation": conversation_payload(locked)}
         transaction.on_commit(lambda: broadcast(locked.pk, status))
-    cancel_reply(conversation.pk)
+    if cancel:
+        cancel_reply(conversation.pk)
     return message
+
+
+def hand_off(conversation_id: int) -> None:
+    """The bot's reply asked for a person (the built-in hand-off action)."""
+    conversation = Conversation.objects.select_related("visitor").get(pk=conversation_id)
+    request_handoff(conversation.visitor, conversation, cancel=False)
 
 
 # --- Replies (rows) ---------------------------------------------------------------------------

@@ -63,6 +63,23 @@ def _message_dict(message: Message) -> dict[str, Any]:
     }
 
 
+def _call_dict(call: Any) -> dict[str, Any]:
+    """An action the bot called (chatbot.tools): arguments, outcome, who confirmed it."""
+    return {
+        "id": call.public_id,
+        "reply_seq": call.message.seq if call.message else None,
+        "time": call.created_at.isoformat(),
+        "action": call.name,
+        "arguments": call.arguments,
+        "status": call.status,
+        "result": call.result,
+        "error": call.error or None,
+        "duration_ms": call.duration_ms,
+        "confirmed_by": call.confirmed_by or None,
+        "confirmed_at": call.confirmed_at.isoformat() if call.confirmed_at else None,
+    }
+
+
 def _visitor_dict(visitor: Visitor) -> dict[str, Any]:
     return {
         "id": visitor.public_id,
@@ -85,7 +102,7 @@ def conversation_dicts(conversations: QuerySet[Conversation]) -> Iterator[dict[s
         chunk = (
             Conversation.objects.filter(pk__in=ids[start : start + CHUNK])
             .select_related("bot", "visitor", "assignee")
-            .prefetch_related("messages__author", "messages__attachments")
+            .prefetch_related("messages__author", "messages__attachments", "action_calls__message")
             .order_by("-updated_at", "-pk")
         )
         for conversation in chunk:
@@ -100,6 +117,7 @@ def conversation_dicts(conversations: QuerySet[Conversation]) -> Iterator[dict[s
                 "followup_email": conversation.followup_email or None,
                 "visitor": _visitor_dict(conversation.visitor),
                 "messages": [_message_dict(m) for m in conversation.messages.all()],
+                "actions": [_call_dict(c) for c in conversation.action_calls.all()],
             }
 
 
@@ -167,6 +185,16 @@ def visitor_export(visitor: Visitor) -> dict[str, Any]:
     return {
         "visitor": _visitor_dict(visitor),
         "conversations": list(conversation_dicts(conversations)),
+        "contacts": [
+            {
+                "name": c.name,
+                "email": c.email,
+                "phone": c.phone,
+                "message": c.message,
+                "created_at": c.created_at.isoformat(),
+            }
+            for c in visitor.contacts.all()
+        ],
         "uploads_not_sent": [
             {"id": a.public_id, "content_type": a.content_type, "size": a.size}
             for a in Attachment.objects.filter(visitor=visitor, message__isnull=True)

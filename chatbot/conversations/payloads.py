@@ -80,9 +80,7 @@ def agent_identity(message: Message) -> tuple[str | None, str | None]:
 
 
 def message_payload(message: Message, *, text: str | None = None) -> dict[str, Any]:
-    error = (
-        visitor_error(message.error_code, message.error_message) if message.error_code else None
-    )
+    error = visitor_error(message.error_code, message.error_message) if message.error_code else None
     author = avatar = None
     # Agents' replies, notes and system lines ("agent.joined") name the person, as the
     # workspace's policy says (InboxSettings.agent_names).

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -31,6 +31,7 @@ from chatbot.llm.types import (
     TextPart,
     Usage,
 )
+from chatbot.tools.loop import HAS_ACTIONS, ToolBox, ToolRun, call_messages, load_toolbox
 
 from . import actions, streams
 from .broadcast import abroadcast
@@ -49,14 +50,18 @@ async def stream_reply(
     *,
     knowledge: Sequence[Any] = (),
     route: Any = None,
-) -> AsyncIterator[Event]:
-    """The LLM service's `stream_reply`, imported late so this module loads without it."""
+    **tooling: Any,
+) -> AsyncGenerator[Event, None]:
+    """The LLM service's `stream_reply`, imported late so this module loads without it.
+    `tooling` (tools, system_note) comes only from the tool loop."""
     try:
         from chatbot.llm.service import stream_reply as service_stream_reply
     except ImportError:
         yield Finish("error", StreamError("offline", "No model service is installed."))
         return
-    async for event in service_stream_reply(bot, history, knowledge=knowledge, route=route):
+    async for event in service_stream_reply(
+        bot, history, knowledge=knowledge, route=route, **tooling
+    ):
         yield event
 
 
@@ -104,13 +109,23 @@ class Context:
     knowledge: list[Any]
     with_images: bool
     route: Any = field(default=None)
+    # Only for bots with actions (None otherwise: no extra query, no extra work).
+    toolbox: ToolBox | None = None
 
 
 def _load_context(conversation_id: int) -> Context:
     # The bot is read again for every reply: an owner's edit (persona, route) applies to the
     # next reply of every open conversation. The tenant's plan and standing come in the same
-    # query, for the quota check (billing.meter).
-    bot = Bot.objects.select_related("tenant__billing__plan").get(conversations__pk=conversation_id)
+    # query, for the quota check (billing.meter), and so does the actions flag: a bot without
+    # actions pays nothing for them.
+    bot = (
+        Bot.objects.select_related("tenant__billing__plan")
+        .annotate(has_actions=HAS_ACTIONS)
+        .get(conversations__pk=conversation_id)
+    )
+    toolbox, calls_by_message = (
+        load_toolbox(bot, conversation_id) if bot.has_actions else (None, {})
+    )
     route = _route(bot)
     with_images = bool(route.accepts_images) if route is not None else False
     history_rows = (
@@ -140,11 +155,14 @@ def _load_context(conversation_id: int) -> Context:
                 parts.append(TextPart(row.text))
             if parts:
                 history.append(ChatMessage("user", tuple(parts)))
-        elif row.text:
-            history.append(ChatMessage.text("assistant", row.text))
+        else:
+            if calls_by_message and row.pk in calls_by_message:
+                history.extend(call_messages(calls_by_message[row.pk]))
+            if row.text:
+                history.append(ChatMessage.text("assistant", row.text))
     last_visitor = next((r.text for r in reversed(rows) if r.role == Role.VISITOR), "")
     knowledge = _retrieve(bot, last_visitor) if last_visitor else []
-    return Context(bot, history, knowledge, with_images, route)
+    return Context(bot, history, knowledge, with_images, route, toolbox)
 
 
 def _prepare(conversation_id: int) -> tuple[Message, Context] | None:
@@ -233,8 +251,16 @@ async def run_reply(conversation_id: int) -> None:
                     return
 
     flusher_task = asyncio.create_task(flusher())
+    events: AsyncIterator[Event]
+    if context.toolbox is None:
+        events = stream_reply(bot, history, knowledge=knowledge, route=context.route)
+    else:
+        tool_run = ToolRun(
+            stream_reply, bot, context.toolbox, conversation_id, message.pk, message.seq
+        )
+        events = tool_run.events(history, knowledge=knowledge, route=context.route)
     try:
-        async for event in stream_reply(bot, history, knowledge=knowledge, route=context.route):
+        async for event in events:
             if isinstance(event, Routed):
                 meta["endpoint"], meta["model"] = event.endpoint, event.model
             elif isinstance(event, TextDelta):
@@ -263,6 +289,9 @@ async def run_reply(conversation_id: int) -> None:
         error = StreamError("upstream", f"The reply failed: {type(exc).__name__}")
     flusher_task.cancel()
     await _store(message, text, error, meta, ttft_ms, started, knowledge, flush, bot.tenant_id)
+    if context.toolbox is not None and context.toolbox.handoff_requested:
+        # After the reply is stored: the hand-off ends the bot's part in the conversation.
+        await db_async(actions.hand_off)(conversation_id)
 
 
 async def _nothing_to_flush() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import (
     Http404,
     HttpRequest,
@@ -190,10 +190,13 @@ def browser_summary(user_agent: str) -> str:
 
 
 def _messages(conversation: Conversation) -> list[Message]:
+    from chatbot.tools.models import ActionCall
+
+    calls = Prefetch("action_calls", queryset=ActionCall.objects.order_by("created_at"))
     return list(
         Message.objects.filter(conversation=conversation)
         .select_related("author")
-        .prefetch_related("attachments")
+        .prefetch_related("attachments", calls)
         .order_by("seq")
     )
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .adapters.base import fail
 from .spec import EndpointSpec
-from .types import ChatMessage, ChatRequest, ImagePart, Passage, TextPart
+from .types import ChatMessage, ChatRequest, ImagePart, Passage, TextPart, ToolSpec
 
 # A chat template wraps each message in markers (Llama 3: start/end header, end of turn) and
 # spells out the role followed by a blank line.
@@ -43,7 +43,17 @@ def message_tokens(message: ChatMessage, spec: EndpointSpec) -> int:
             total += estimate_tokens(part.text, spec)
         else:
             total += image_tokens(spec)
+    for call in message.tool_calls:
+        total += estimate_tokens(call.name + call.arguments_json, spec) + MESSAGE_MARKERS
     return total
+
+
+def tools_tokens(tools: Sequence[ToolSpec], spec: EndpointSpec) -> int:
+    """What the tool definitions cost: chat templates print them as JSON in the prompt."""
+    return sum(
+        estimate_tokens(f"{tool.name}{tool.description}{tool.parameters}", spec) + MESSAGE_MARKERS
+        for tool in tools
+    )
 
 
 def reply_reserve(spec: EndpointSpec, max_tokens: int | None) -> int:
@@ -81,6 +91,7 @@ def build_request(
     temperature: float | None = None,
     stop: tuple[str, ...] = (),
     extra: dict[str, object] | None = None,
+    tools: tuple[ToolSpec, ...] = (),
 ) -> ChatRequest:
     """The request for `spec`, or LLMError("unsupported"/"context") when it cannot take it."""
     reserve = reply_reserve(spec, max_tokens)
@@ -88,6 +99,8 @@ def build_request(
     budget = spec.context_window - reserve - overhead("assistant", spec) - 1  # 1: BOS
     if system:
         budget -= overhead("system", spec) + estimate_tokens(system, spec)
+    if tools:
+        budget -= tools_tokens(tools, spec)
     if budget <= 0:
         raise fail(
             "context",
@@ -138,8 +151,9 @@ def build_request(
             f"tokens, and the model's window of {spec.context_window} tokens keeps {reserve} "
             "for the reply; shorten it",
         )
-    # Chat templates expect the conversation to open with the user.
-    while len(kept) > 1 and kept[0].role == "assistant":
+    # Chat templates expect the conversation to open with the user (a tool result cut off
+    # from the call that asked for it cannot come first either).
+    while len(kept) > 1 and kept[0].role in ("assistant", "tool"):
         kept.pop(0)
     return ChatRequest(
         messages=tuple(kept),
@@ -147,5 +161,6 @@ def build_request(
         temperature=temperature,
         max_tokens=max_tokens,
         stop=stop,
+        tools=tools,
         extra=dict(extra or {}),
     )

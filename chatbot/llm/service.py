@@ -29,7 +29,16 @@ from .models import BotRoute, ModelEndpoint, Source
 from .prompt import build_request
 from .routing import client_for, health_for, stream_route
 from .spec import EndpointSpec
-from .types import DOWN_CODES, ChatMessage, ChatRequest, Event, Finish, Passage, StreamError
+from .types import (
+    DOWN_CODES,
+    ChatMessage,
+    ChatRequest,
+    Event,
+    Finish,
+    Passage,
+    StreamError,
+    ToolSpec,
+)
 
 if TYPE_CHECKING:
     from chatbot.bots.models import Bot
@@ -171,12 +180,16 @@ async def stream_reply(
     knowledge: Sequence[Passage] = (),
     max_tokens: int | None = None,
     route: Route | None = None,
+    tools: tuple[ToolSpec, ...] = (),
+    system_note: str = "",
 ) -> AsyncGenerator[Event, None]:
     """Stream the bot's reply to `history` (oldest first, ending with the visitor's message).
 
     Yields Routed, TextDelta..., Usage, Finish. Cancelling the consuming task (or closing this
     generator) closes the upstream request. A caller that already read the route (in its own
-    database trip) passes it; otherwise it is read here.
+    database trip) passes it; otherwise it is read here. `tools` are the functions the model
+    may call (it then ends with Finish("tool") after ToolCallDeltas); `system_note` is appended
+    to the bot's system prompt (the tool loop's rules).
     """
     try:
         if route is None:
@@ -190,10 +203,17 @@ async def stream_reply(
         )
         return
     system = bot.system_prompt or ""
+    if system_note:
+        system = f"{system}\n\n{system_note}" if system else system_note
 
     def build(spec: EndpointSpec) -> ChatRequest:
         return build_request(
-            spec, system=system, history=history, knowledge=knowledge, max_tokens=max_tokens
+            spec,
+            system=system,
+            history=history,
+            knowledge=knowledge,
+            max_tokens=max_tokens,
+            tools=tools,
         )
 
     finished = False

@@ -3,7 +3,9 @@
 `stream(request)` yields events: one `Routed` (which endpoint answers), `TextDelta`s, then at
 most one `Usage`, then exactly one
 `Finish`. A failure is reported as a `Finish(reason="error", error=StreamError(...))` whose
-message a person can act on. Tool calls are reserved (`ToolCallDelta`, finish "tool").
+message a person can act on. A model that calls tools streams `ToolCallDelta`s (argument
+fragments keyed by the call's index) and finishes with "tool"; the caller runs the calls and
+sends their results back as `tool` messages (chatbot/tools/loop.py).
 """
 
 from __future__ import annotations
@@ -32,9 +34,22 @@ Part = TextPart | ImagePart
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One complete call the model asked for (arguments as the JSON text it wrote)."""
+
+    id: str
+    name: str
+    arguments_json: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
     role: Role
     parts: tuple[Part, ...]
+    # An assistant turn that asked for calls carries them; a "tool" turn answers one of them.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    tool_name: str = ""
 
     @classmethod
     def text(cls, role: Role, text: str) -> ChatMessage:
@@ -51,7 +66,7 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """A function the model may call (a later issue wires these to the tenant's actions)."""
+    """A function the model may call (a tenant's action, chatbot/tools)."""
 
     name: str
     description: str
@@ -85,11 +100,13 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
-    """Reserved for bots that call the tenant's own actions (a later issue)."""
+    """A piece of a tool call: `index` tells parallel calls apart; the id and name come with
+    the first piece (engines that send whole calls send one piece per call)."""
 
     call_id: str
     name: str
     arguments_json: str
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -671,6 +671,8 @@ class TestPageUpdates:
             error = await receive(comm)
             assert error["type"] == "error" and error["code"] == "bad_request"
         await comm.disconnect()
+
+
 async def test_a_first_message_asking_for_a_person_gets_the_handoff_answer(
     acme_bot: Bot,
 ) -> None:

@@ -33,9 +33,23 @@ _FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image
 
 def build_body(request: ChatRequest) -> dict[str, Any]:
     messages: list[dict[str, Any]] = []
+    # Converse refuses toolUse/toolResult blocks without a toolConfig: a request offering no
+    # tools (the tool loop's last turn) carries past calls and results as text instead.
+    as_text = not request.tools
     for message in request.messages:
         content: list[dict[str, Any]] = []
-        for part in message.parts:
+        if message.role == "tool" and as_text:
+            content.append({"text": f"[result of {message.tool_name}: {message.plain_text}]"})
+        elif message.role == "tool":
+            content.append(
+                {
+                    "toolResult": {
+                        "toolUseId": message.tool_call_id,
+                        "content": [{"text": message.plain_text}],
+                    }
+                }
+            )
+        for part in message.parts if message.role != "tool" else ():
             if isinstance(part, TextPart) and part.text:
                 content.append({"text": part.text})
             elif isinstance(part, ImagePart):
@@ -47,8 +61,21 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
                         }
                     }
                 )
+        for call in message.tool_calls if as_text else ():
+            content.append({"text": f"[called {call.name} with {call.arguments_json}]"})
+        for call in message.tool_calls if not as_text else ():
+            content.append(
+                {
+                    "toolUse": {
+                        "toolUseId": call.id,
+                        "name": call.name,
+                        "input": _arguments(call.arguments_json),
+                    }
+                }
+            )
         if not content:
             continue
+        # Tool results travel in a user turn (Converse's rule).
         role = "assistant" if message.role == "assistant" else "user"
         # Converse wants alternating turns: merge consecutive messages of one role.
         if messages and messages[-1]["role"] == role:
@@ -83,6 +110,14 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
     if request.extra:
         body["additionalModelRequestFields"] = dict(request.extra)
     return body
+
+
+def _arguments(text: str) -> Any:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def signed_headers(spec: EndpointSpec, url: str, body: bytes) -> dict[str, str]:
@@ -174,7 +209,7 @@ class BedrockAdapter:
                         if use:
                             block = int(payload.get("contentBlockIndex", 0))
                             call_id, name = tools.get(block, ("", ""))
-                            yield ToolCallDelta(call_id, name, str(use.get("input", "")))
+                            yield ToolCallDelta(call_id, name, str(use.get("input", "")), block)
                     elif event == "messageStop":
                         reason = payload.get("stopReason") or "end_turn"
                     elif event == "metadata":

@@ -26,6 +26,13 @@ def build_body(spec: EndpointSpec, request: ChatRequest) -> dict[str, Any]:
         messages.append({"role": "system", "content": request.system})
     for message in request.messages:
         item: dict[str, Any] = {"role": message.role, "content": message.plain_text}
+        if message.tool_calls:
+            item["tool_calls"] = [
+                {"function": {"name": call.name, "arguments": _arguments(call.arguments_json)}}
+                for call in message.tool_calls
+            ]
+        if message.role == "tool" and message.tool_name:
+            item["tool_name"] = message.tool_name
         images = [
             base64.b64encode(part.data).decode()
             for part in message.parts
@@ -48,6 +55,14 @@ def build_body(spec: EndpointSpec, request: ChatRequest) -> dict[str, Any]:
     return {"model": spec.model, "messages": messages, "stream": True, "options": options, **extra}
 
 
+def _arguments(text: str) -> Any:
+    """Ollama wants the arguments of a past call as an object, not as JSON text."""
+    try:
+        return json.loads(text or "{}")
+    except ValueError:
+        return {}
+
+
 class OllamaAdapter:
     async def stream(
         self, client: httpx.AsyncClient, spec: EndpointSpec, request: ChatRequest
@@ -57,6 +72,8 @@ class OllamaAdapter:
             "POST", url, json=build_body(spec, request), headers=auth_headers(spec)
         ) as response:
             await raise_for_status(response, spec)
+            calls_seen = 0  # Ollama sends whole calls, possibly over several lines
+            saw_calls = False
             async for lines in iter_line_batches(response):
                 for line in lines:
                     if not line.strip():
@@ -79,13 +96,19 @@ class OllamaAdapter:
                     text = message.get("content")
                     if isinstance(text, str) and text:
                         yield TextDelta(text)
-                    for index, call in enumerate(message.get("tool_calls") or ()):
+                    for call in message.get("tool_calls") or ():
                         function = call.get("function") or {}
+                        arguments = function.get("arguments") or {}
                         yield ToolCallDelta(
-                            call_id=str(call.get("id") or index),
+                            call_id=str(call.get("id") or f"call_{calls_seen}"),
                             name=str(function.get("name") or ""),
-                            arguments_json=json.dumps(function.get("arguments") or {}),
+                            arguments_json=arguments
+                            if isinstance(arguments, str)
+                            else json.dumps(arguments),
+                            index=calls_seen,
                         )
+                        calls_seen += 1
+                        saw_calls = True
                     if chunk.get("done"):
                         prompt = chunk.get("prompt_eval_count")
                         completion = chunk.get("eval_count")
@@ -95,7 +118,7 @@ class OllamaAdapter:
                                 completion_tokens=int(completion or 0),
                             )
                         reason = chunk.get("done_reason") or "stop"
-                        if message.get("tool_calls"):
+                        if saw_calls:
                             reason = "tool_calls"
                         yield Finish(finish_reason(reason))  # type: ignore[arg-type]
                         return

@@ -54,11 +54,32 @@ def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
     return parts
 
 
+def _message(message: ChatMessage) -> dict[str, Any]:
+    if message.role == "tool":
+        return {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id,
+            "content": message.plain_text,
+        }
+    item: dict[str, Any] = {"role": message.role, "content": _content(message)}
+    if message.tool_calls:
+        item["content"] = message.plain_text or None
+        item["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments_json or "{}"},
+            }
+            for call in message.tool_calls
+        ]
+    return item
+
+
 def build_body(spec: EndpointSpec, request: ChatRequest) -> dict[str, Any]:
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
-    messages += [{"role": m.role, "content": _content(m)} for m in request.messages]
+    messages += [_message(m) for m in request.messages]
     body: dict[str, Any] = {
         "model": spec.model,
         "messages": messages,
@@ -167,10 +188,14 @@ class OpenAIAdapter:
                             call_id = call.get("id") or call_id
                             name = function.get("name") or name
                             tool_names[index] = (call_id, name)
+                            arguments = function.get("arguments") or ""
+                            if not isinstance(arguments, str):  # a few servers send an object
+                                arguments = json.dumps(arguments)
                             yield ToolCallDelta(
                                 call_id=call_id,
                                 name=name,
-                                arguments_json=function.get("arguments") or "",
+                                arguments_json=arguments,
+                                index=index if isinstance(index, int) else 0,
                             )
                         if choice.get("finish_reason"):
                             reason = choice["finish_reason"]

@@ -714,6 +714,7 @@
       case 'agent.joined':
         return note(t('agentJoined', { name: frame.name || t('agent') }));
       case 'error': return onError(frame);
+      case 'action': return onAction(frame.action);
       default: return; // pong, and frames a newer server may add
     }
   }
@@ -866,6 +867,88 @@
       unread++;
       toHost({ type: 'unread', count: unread });
     }
+  }
+
+  /* ---------------------------------------------------------------- actions */
+
+  // An action the bot runs: a status line while it runs, a confirmation card for one that
+  // changes something (nothing happens until the visitor confirms), and a result card. Cards
+  // are data (title, fields, image, links, quick replies) drawn with textContent only. The
+  // node sits just before its reply's bubble (seq - 0.5).
+  const actionNodes = new Map();
+  function onAction(action) {
+    if (!action || typeof action.id !== 'string') return;
+    const node = el('li', 'msg action');
+    node.dataset.seq = (action.seq || lastSeq + 1) - 0.5;
+    node.dataset.status = action.status;
+    const state = { running: 'actionRunning', confirmed: 'actionRunning', done: 'actionDone',
+      failed: 'actionFailed', declined: 'actionDeclined' }[action.status];
+    if (action.status === 'awaiting_confirmation') node.append(confirmCard(action));
+    else if (state) {
+      const line = node.appendChild(el('p', 'action-state', t(state, { title: action.title })));
+      line.setAttribute('role', 'status');
+      if (action.status === 'running') line.append(dots());
+    }
+    if (action.card) node.append(resultCard(action.card));
+    const old = actionNodes.get(action.id);
+    const log = $('log');
+    if (old && old.parentNode === log) log.replaceChild(node, old);
+    else insertInOrder(log, node, Number(node.dataset.seq));
+    actionNodes.set(action.id, node);
+    if (action.status === 'awaiting_confirmation' && panelOpen) {
+      $('live').append(el('p', null, t('actionConfirmAsk', { title: action.title })));
+    }
+  }
+
+  function confirmCard(action) {
+    const card = el('div', 'card confirm');
+    card.setAttribute('role', 'group');
+    card.append(el('p', 'card-title', t('actionConfirmAsk', { title: action.title })));
+    card.setAttribute('aria-label', action.title);
+    if (action.arguments && action.arguments.length) card.append(fieldList(action.arguments));
+    const row = card.appendChild(el('div', 'card-buttons'));
+    for (const [accept, key] of [[true, 'actionConfirm'], [false, 'actionCancel']]) {
+      const button = row.appendChild(el('button', accept ? 'primary' : 'link', t(key)));
+      button.type = 'button';
+      button.addEventListener('click', () => {
+        for (const b of row.querySelectorAll('button')) b.disabled = true;
+        send({ type: 'action.confirm', id: action.id, accept });
+      });
+    }
+    return card;
+  }
+
+  function fieldList(items) {
+    const list = el('dl', 'card-fields');
+    for (const item of items) {
+      list.append(el('dt', null, item.label), el('dd', null, item.value));
+    }
+    return list;
+  }
+
+  function resultCard(data) {
+    const card = el('div', 'card');
+    if (data.image && safeUrl(data.image.url) && data.image.url.startsWith('https://')) {
+      const img = card.appendChild(el('img', 'card-image'));
+      img.alt = data.image.alt || '';
+      img.loading = 'lazy';
+      img.src = data.image.url;
+    }
+    if (data.title) card.append(el('p', 'card-title', data.title));
+    if (data.text) card.append(el('p', 'card-text', data.text));
+    if (data.fields && data.fields.length) card.append(fieldList(data.fields));
+    const row = el('div', 'card-buttons');
+    for (const item of data.links || []) {
+      const href = safeUrl(item.url);
+      if (href && href.startsWith('https://')) link(href, row).textContent = item.label;
+    }
+    for (const reply of data.replies || []) {
+      const button = row.appendChild(el('button', 'chip', reply));
+      button.type = 'button';
+      button.addEventListener('click', () => submit(reply, []));
+    }
+    if (row.childNodes.length) card.append(row);
+    return card;
   }
 
   /* ---------------------------------------------------------------- screen readers */

@@ -3,6 +3,13 @@
  * checks that no key is missing) and add the code to settings.LANGUAGES. */
 self.PARLEY_I18N = {
   en: {
+    actionRunning: '{title}…',
+    actionDone: '{title}: done',
+    actionFailed: '{title}: it did not work',
+    actionDeclined: '{title}: cancelled',
+    actionConfirmAsk: 'Confirm: {title}?',
+    actionConfirm: 'Confirm',
+    actionCancel: 'Cancel',
     chat: 'Chat',
     close: 'Close chat',
     newConversation: 'New conversation',
@@ -52,6 +59,13 @@ self.PARLEY_I18N = {
     opensNewTab: '(opens in a new tab)'
   },
   fr: {
+    actionRunning: '{title}…',
+    actionDone: '{title} : c’est fait',
+    actionFailed: '{title} : cela n’a pas fonctionné',
+    actionDeclined: '{title} : annulé',
+    actionConfirmAsk: 'Confirmer : {title} ?',
+    actionConfirm: 'Confirmer',
+    actionCancel: 'Annuler',
     chat: 'Discussion',
     close: 'Fermer la discussion',
     newConversation: 'Nouvelle conversation',
@@ -101,6 +115,13 @@ self.PARLEY_I18N = {
     opensNewTab: '(s’ouvre dans un nouvel onglet)'
   },
   es: {
+    actionRunning: '{title}…',
+    actionDone: '{title}: hecho',
+    actionFailed: '{title}: no ha funcionado',
+    actionDeclined: '{title}: cancelado',
+    actionConfirmAsk: '¿Confirmar: {title}?',
+    actionConfirm: 'Confirmar',
+    actionCancel: 'Cancelar',
     chat: 'Chat',
     close: 'Cerrar el chat',
     newConversation: 'Nueva conversación',
@@ -150,6 +171,13 @@ self.PARLEY_I18N = {
     opensNewTab: '(se abre en una pestaña nueva)'
   },
   de: {
+    actionRunning: '{title}…',
+    actionDone: '{title}: erledigt',
+    actionFailed: '{title}: hat nicht funktioniert',
+    actionDeclined: '{title}: abgebrochen',
+    actionConfirmAsk: 'Bestätigen: {title}?',
+    actionConfirm: 'Bestätigen',
+    actionCancel: 'Abbrechen',
     chat: 'Chat',
     close: 'Chat schließen',
     newConversation: 'Neue Unterhaltung',
@@ -199,6 +227,13 @@ self.PARLEY_I18N = {
     opensNewTab: '(öffnet in einem neuen Tab)'
   },
   ar: {
+    actionRunning: '{title}…',
+    actionDone: '{title}: تم',
+    actionFailed: '{title}: لم ينجح',
+    actionDeclined: '{title}: أُلغي',
+    actionConfirmAsk: 'تأكيد: {title}؟',
+    actionConfirm: 'تأكيد',
+    actionCancel: 'إلغاء',
     chat: 'محادثة',
     close: 'إغلاق المحادثة',
     newConversation: 'محادثة جديدة',

@@ -195,6 +195,7 @@
         return;
       case "message":
       case "conversation":
+      case "action": // a bot's action ran or changed state (shown under its reply)
         if (frame.type === "message" && frame.message && frame.message.status === "streaming") {
           var row = document.getElementById("msg-" + frame.message.seq);
           if (row) return;

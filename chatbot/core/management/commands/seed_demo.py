@@ -70,6 +70,7 @@ class Command(BaseCommand):
             if merged != bot.allowed_origins:
                 bot.allowed_origins = merged
                 bot.save(update_fields=["allowed_origins", "updated_at"])
+        seed_demo_actions(tenant, bot, demo_port)
         self.stdout.write(
             "\n".join(
                 [
@@ -85,3 +86,39 @@ class Command(BaseCommand):
                 ]
             )
         )
+
+
+def seed_demo_actions(tenant: Tenant, bot: Bot, demo_port: int) -> None:
+    """The worked example of actions: look up an order (an endpoint the demo host page process
+    serves, `/api/orders/<id>`) and capture a lead. Only created when missing: an owner's
+    edits stay."""
+    from chatbot.tools.actions import BUILTINS
+    from chatbot.tools.models import Action, ActionKind
+
+    find_order, _ = Action.objects.get_or_create(
+        tenant=tenant,
+        name="find_order",
+        defaults={
+            "kind": ActionKind.HTTP,
+            "title": "Looking up your order",
+            "description": "Look up a Demo Company order by its number (like D-1001) and tell "
+            "the visitor its status and delivery date.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "order_id": {"type": "string", "description": "Order number, like D-1001"}
+                },
+                "required": ["order_id"],
+            },
+            "url": f"http://127.0.0.1:{demo_port}/api/orders/{{order_id}}",
+            "method": "GET",
+            "timeout_seconds": 5,
+        },
+    )
+    lead, _ = Action.objects.get_or_create(
+        tenant=tenant,
+        name=BUILTINS[ActionKind.CAPTURE_LEAD]["name"],
+        defaults={"kind": ActionKind.CAPTURE_LEAD, **BUILTINS[ActionKind.CAPTURE_LEAD]},
+    )
+    for action in (find_order, lead):
+        action.bots.add(bot)

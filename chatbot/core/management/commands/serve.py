@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
@@ -115,6 +117,34 @@ def render_demo_host() -> str | None:
     )
 
 
+DEMO_ORDERS = {
+    "D-1001": ("Shipped", "Tuesday", "Trail running shoes"),
+    "D-1002": ("Being packed", "Friday", "Rain jacket"),
+}
+
+
+def demo_order(order_id: str) -> dict[str, Any] | None:
+    """A demo order with a card for the widget (chatbot/tools/cards.py), or None."""
+    order = DEMO_ORDERS.get(order_id.strip().upper())
+    if order is None:
+        return None
+    status, delivery, item = order
+    return {
+        "order": order_id.upper(),
+        "status": status,
+        "delivery": delivery,
+        "card": {
+            "title": f"Order {order_id.upper()}",
+            "fields": [
+                {"label": "Item", "value": item},
+                {"label": "Status", "value": status},
+                {"label": "Delivery", "value": delivery},
+            ],
+            "replies": ["Talk to a person"],
+        },
+    }
+
+
 def serve_demo_host(host: str, port: int) -> tuple[str, ThreadingHTTPServer] | None:
     """Serve the demo host page from a tiny threaded HTTP server (a daemon thread), so that
     the widget runs on an origin other than the platform's, as on a customer's site."""
@@ -129,6 +159,9 @@ def serve_demo_host(host: str, port: int) -> tuple[str, ThreadingHTTPServer] | N
                 self.send_response(204)  # no icon, and no 404 in the browser's console
                 self.end_headers()
                 return
+            if self.path.startswith("/api/orders/"):
+                self._order(self.path.removeprefix("/api/orders/").split("?")[0])
+                return
             if self.path.split("?")[0] not in ("/", "/index.html"):
                 self.send_error(404)
                 return
@@ -138,6 +171,16 @@ def serve_demo_host(host: str, port: int) -> tuple[str, ThreadingHTTPServer] | N
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
             self.wfile.write(body)
+
+        def _order(self, order_id: str) -> None:
+            """The demo's order endpoint, called by the demo bot's find_order action."""
+            found = demo_order(unquote(order_id))
+            data = json.dumps(found or {"error": f"no order {unquote(order_id)[:20]!r}"})
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data.encode())))
+            self.end_headers()
+            self.wfile.write(data.encode())
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the platform's own log is the one that matters
