@@ -467,6 +467,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 LLM_ENDPOINTS_FILE = env_str("LLM_ENDPOINTS_FILE")
 LLM_ENDPOINTS_JSON = env_str("LLM_ENDPOINTS")
 LLM_AUTODETECT = env_bool("LLM_AUTODETECT", not TESTING)
+# Which embedder gives knowledge its vectors: auto | endpoint | builtin | off (docs/knowledge.md).
+# Tests use only the endpoints they declare, unless a test asks for the built-in model.
+KNOWLEDGE_EMBEDDER = env_str("KNOWLEDGE_EMBEDDER", "endpoint" if TESTING else "auto").strip().lower()
+if KNOWLEDGE_EMBEDDER not in ("auto", "endpoint", "builtin", "off"):
+    raise ImproperlyConfigured(
+        f"KNOWLEDGE_EMBEDDER: expected auto, endpoint, builtin or off, got {KNOWLEDGE_EMBEDDER!r}"
+    )
 # Outbound HTTP refuses private and loopback addresses; the operator may allow named ranges.
 OUTBOUND_ALLOW_CIDRS = env_networks("OUTBOUND_ALLOW_CIDRS")
 # The proxies (load balancer, nginx) whose X-Forwarded-For and X-Forwarded-Proto are believed.

@@ -103,9 +103,7 @@ class Report:
 
     def misses(self, split: str | None = None) -> list[Outcome]:
         return [
-            o
-            for o in self.outcomes
-            if o.rank != 1 and (split is None or split_of(o.item) == split)
+            o for o in self.outcomes if o.rank != 1 and (split is None or split_of(o.item) == split)
         ]
 
 

@@ -60,11 +60,19 @@ def main() -> int:
 
 
 def run(vendor: str, split: str | None, show_misses: bool) -> int:
+    from django.conf import settings
+
     from bench.retrieval.evaluation import documents, evaluate, ingest, load, split_of
     from chatbot.bots.models import Bot
+    from chatbot.knowledge import builtin_embedder
+    from chatbot.knowledge.embedding import embed_texts
     from chatbot.knowledge.models import Chunk
-    from chatbot.knowledge.retrieval import search
+    from chatbot.knowledge.retrieval import conversation_query, search
     from chatbot.tenants.models import Tenant
+
+    # The built-in embedder when installed (make embedder): chunks get vectors at ingestion.
+    hybrid = builtin_embedder.available()
+    settings.KNOWLEDGE_EMBEDDER = "builtin" if hybrid else "off"
 
     questions, _unanswerable = load()
     chosen = [q for q in questions if split is None or split_of(q) == split]
@@ -81,9 +89,15 @@ def run(vendor: str, split: str | None, show_misses: bool) -> int:
 
     timings: list[float] = []
 
-    def searcher(turns: list[str]) -> list[tuple[str, str]]:
+    def searcher(turns: list[str], *, vectors: bool = False) -> list[tuple[str, str]]:
         started = time.perf_counter()
-        hits = search(bot, turns[-1], k=5)
+        query = conversation_query(turns)
+        query_vector = None
+        if vectors:
+            embedded = embed_texts([query.text], query=True)
+            assert embedded, "the built-in embedder gave no vector"
+            query_vector = embedded[0]
+        hits = search(bot, query, k=5, query_vector=query_vector)
         timings.append((time.perf_counter() - started) * 1000)
         foreign = [hit for hit in hits if hit.chunk.source_id not in paths]
         if foreign:
@@ -96,7 +110,11 @@ def run(vendor: str, split: str | None, show_misses: bool) -> int:
         f"in the bot (another tenant holds {Chunk.objects.filter(bot=other).count()}); "
         f"ingested in {ingest_seconds:.2f} s"
     )
-    modes = {"full-text": searcher}
+    modes: dict[str, Any] = {"full-text": searcher}
+    if hybrid:
+        modes["hybrid (full-text + built-in embedder)"] = lambda turns: searcher(
+            turns, vectors=True
+        )
     for mode, search_fn in modes.items():
         timings.clear()
         report = evaluate(search_fn, chosen)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 FLUSH_EVERY_SECONDS = 0.05
 PERSIST_EVERY_SECONDS = 2.0
 HISTORY_MESSAGES = 30
+SEARCH_TURNS = 3  # visitor messages that make the knowledge search (the last one counts most)
+_CITED = re.compile(r"\[(\d{1,2})\]")
 
 
 async def stream_reply(
@@ -84,13 +87,14 @@ def bot_model_status(bot: Bot) -> str:
     return str(status(bot))
 
 
-def _retrieve(bot: Bot, query: str) -> list[Any]:
+def _retrieve(bot: Bot, turns: list[str]) -> list[Any]:
+    """Passages for the visitor's latest message, `turns` being their messages oldest first."""
     try:
         from chatbot.knowledge.retrieval import retrieve
     except ImportError:
         return []
     try:
-        return list(retrieve(bot, query, k=5))
+        return list(retrieve(bot, turns, k=5))
     except Exception:  # knowledge is a bonus: a failing index must not cost the reply
         log.exception("knowledge retrieval failed for bot %s", bot.pk)
         return []
@@ -103,6 +107,7 @@ class Context:
     knowledge: list[Any]
     with_images: bool
     route: Any = field(default=None)
+    question: str = ""
 
 
 def _load_context(conversation_id: int) -> Context:
@@ -140,9 +145,11 @@ def _load_context(conversation_id: int) -> Context:
                 history.append(ChatMessage("user", tuple(parts)))
         elif row.text:
             history.append(ChatMessage.text("assistant", row.text))
-    last_visitor = next((r.text for r in reversed(rows) if r.role == Role.VISITOR), "")
-    knowledge = _retrieve(bot, last_visitor) if last_visitor else []
-    return Context(bot, history, knowledge, with_images, route)
+    # The search follows the conversation: a follow-up ("and for e-bikes?") keeps the subject
+    # of the visitor's earlier messages (weighted lower; see knowledge.retrieval).
+    turns = [r.text for r in rows if r.role == Role.VISITOR and r.text][-SEARCH_TURNS:]
+    knowledge = _retrieve(bot, turns) if turns else []
+    return Context(bot, history, knowledge, with_images, route, question=turns[-1] if turns else "")
 
 
 def _prepare(conversation_id: int) -> tuple[Message, Context] | None:
@@ -153,14 +160,43 @@ def _prepare(conversation_id: int) -> tuple[Message, Context] | None:
     return message, _load_context(conversation_id)
 
 
-def _citations(knowledge: Sequence[Any]) -> list[dict[str, str]]:
-    seen: dict[tuple[str, str], None] = {}
-    for passage in knowledge:
-        title = str(getattr(passage, "title", "") or "")
+def _citations(knowledge: Sequence[Any], text: str) -> list[dict[str, str]]:
+    """The sources the reply used: those it cites by number ([2]), in the prompt's numbering
+    (relevant passages only). A reply that cites none is credited with the relevant passages;
+    one made without any (the bot said it does not know) cites nothing. Each citation has a
+    title, so the widget never shows an empty "Sources:" line; `passage` is for agents.
+    """
+    relevant = [p for p in knowledge if getattr(p, "relevant", True)]
+    cited = {int(n) for n in _CITED.findall(text)}
+    chosen = [p for number, p in enumerate(relevant, start=1) if number in cited] or relevant
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for passage in chosen:
         url = str(getattr(passage, "url", "") or "")
-        if title or url:
-            seen[(title, url)] = None
-    return [{"title": t, "url": u} for t, u in seen]
+        title = str(getattr(passage, "title", "") or "") or url or "Untitled"
+        entry = seen.setdefault(
+            (title, url),
+            {"title": title, "url": url, "heading": str(getattr(passage, "heading", "") or "")},
+        )
+        excerpt = str(getattr(passage, "text", "") or "").strip()
+        if excerpt:
+            entry["passage"] = (entry.get("passage", "") + "\n…\n" + excerpt).strip("\n…")[:2000]
+    return list(seen.values())
+
+
+def _unanswered(knowledge: Sequence[Any]) -> bool:
+    """Retrieval found passages, and none of them answers: the bot was told to say so."""
+    return bool(knowledge) and not any(getattr(p, "relevant", True) for p in knowledge)
+
+
+def _finish(message_id: int, question: str, unanswered: bool, **fields: Any) -> None:
+    """Store the reply's outcome and, when knowledge had no answer, the question: one trip."""
+    actions.finish_reply(message_id, **fields)
+    if unanswered and question:
+        try:
+            from chatbot.knowledge.actions import record_unanswered
+        except ImportError:
+            return
+        record_unanswered(message_id, question)
 
 
 async def run_reply(conversation_id: int) -> None:
@@ -231,7 +267,7 @@ async def run_reply(conversation_id: int) -> None:
     except asyncio.CancelledError:
         flusher_task.cancel()
         error = stop_reason or StreamError("cancelled", "The reply was stopped.")
-        await _store(message, text, error, meta, ttft_ms, started, knowledge, flush)
+        await _store(message, text, error, meta, ttft_ms, started, context, flush)
         if stop_reason is not None:
             return  # stopped by us (takeover), not by whoever cancels this task
         raise
@@ -239,7 +275,7 @@ async def run_reply(conversation_id: int) -> None:
         log.exception("reply for conversation %s failed", conversation_id)
         error = StreamError("upstream", f"The reply failed: {type(exc).__name__}")
     flusher_task.cancel()
-    await _store(message, text, error, meta, ttft_ms, started, knowledge, flush)
+    await _store(message, text, error, meta, ttft_ms, started, context, flush)
 
 
 async def _store(
@@ -249,7 +285,7 @@ async def _store(
     meta: dict[str, Any],
     ttft_ms: int | None,
     started: float,
-    knowledge: Sequence[Any],
+    context: Context,
     flush: Any,
 ) -> None:
     await asyncio.shield(flush())
@@ -259,9 +295,13 @@ async def _store(
         status = MessageStatus.INCOMPLETE
     else:
         status = MessageStatus.FAILED
+    complete = status == MessageStatus.COMPLETE
+    unanswered = complete and _unanswered(context.knowledge)
     await asyncio.shield(
-        db_async(actions.finish_reply)(
+        db_async(_finish)(
             message.pk,
+            context.question,
+            unanswered,
             text=text,
             status=status,
             error_code=error.code if error else "",
@@ -272,7 +312,7 @@ async def _store(
             tokens_out=meta.get("tokens_out"),
             ttft_ms=ttft_ms,
             duration_ms=int((time.monotonic() - started) * 1000),
-            citations=_citations(knowledge) if status == MessageStatus.COMPLETE else (),
+            citations=_citations(context.knowledge, text) if complete and not unanswered else (),
         )
     )
     await streams.forget(message.conversation_id, message.seq)

@@ -207,3 +207,17 @@ def request_sync(source: Source) -> None:
 def delete_source(source: Source) -> None:
     """Delete the source, its documents and chunks (its stored file goes too: signals.py)."""
     source.delete()
+
+
+def record_unanswered(message_id: int, question: str) -> None:
+    """Remember that the reply `message_id` had no relevant knowledge for `question`."""
+    from chatbot.conversations.models import Message
+
+    from .models import UnansweredQuestion
+
+    message = Message.objects.select_related("conversation__bot").get(pk=message_id)
+    bot = message.conversation.bot
+    UnansweredQuestion.objects.get_or_create(
+        message=message,
+        defaults={"tenant_id": bot.tenant_id, "bot": bot, "question": question[:2000]},
+    )

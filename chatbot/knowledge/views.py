@@ -25,8 +25,10 @@ from chatbot.tenants.permissions import manager_required
 
 from . import actions
 from .forms import FORMS, EditForm, FileForm, QAForm, SiteForm, TestForm, TextForm
-from .models import Source, SourceKind, SourceStatus, SyncInterval
+from .models import Source, SourceKind, SourceStatus, SyncInterval, UnansweredQuestion
 from .retrieval import Hit, search_with_embeddings
+
+UNANSWERED_SHOWN = 20
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,13 @@ def _list_context(request: HttpRequest, bot: Bot | None, bots: list[Bot]) -> dic
         },
         "open_form": "",
         "intervals": SyncInterval.choices,
+        "unanswered": list(
+            UnansweredQuestion.objects.for_tenant(tenant)
+            .filter(bot=bot)
+            .order_by("-created_at")[:UNANSWERED_SHOWN]
+            if bot
+            else []
+        ),
     }
 
 
