@@ -469,7 +469,9 @@ LLM_ENDPOINTS_JSON = env_str("LLM_ENDPOINTS")
 LLM_AUTODETECT = env_bool("LLM_AUTODETECT", not TESTING)
 # Which embedder gives knowledge its vectors: auto | endpoint | builtin | off (docs/knowledge.md).
 # Tests use only the endpoints they declare, unless a test asks for the built-in model.
-KNOWLEDGE_EMBEDDER = env_str("KNOWLEDGE_EMBEDDER", "endpoint" if TESTING else "auto").strip().lower()
+KNOWLEDGE_EMBEDDER = (
+    env_str("KNOWLEDGE_EMBEDDER", "endpoint" if TESTING else "auto").strip().lower()
+)
 if KNOWLEDGE_EMBEDDER not in ("auto", "endpoint", "builtin", "off"):
     raise ImproperlyConfigured(
         f"KNOWLEDGE_EMBEDDER: expected auto, endpoint, builtin or off, got {KNOWLEDGE_EMBEDDER!r}"

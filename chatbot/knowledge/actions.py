@@ -177,9 +177,13 @@ def update_source(
     title: str | None = None,
     body: str | None = None,
     sync_interval: int | None = None,
+    language: str | None = None,
 ) -> Source:
-    """Edit what a manager may edit; a changed text or answer is synced again."""
+    """Edit what a manager may edit; a changed text, answer or language is synced again."""
     resync = False
+    if language is not None and language != source.language:
+        source.language = language
+        resync = True
     if title is not None:
         source.title = _clean_title(title, source.title)
         resync = source.kind in (SourceKind.TEXT, SourceKind.QA)
