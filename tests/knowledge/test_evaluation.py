@@ -39,7 +39,7 @@ def test_full_text_on_the_two_business_set_with_distractors(acme_bot: Bot) -> No
     report = evaluate(searcher, questions)
     everything = report.scores()
     assert everything.questions == 200
-    # Measured (all 200, full-text): see docs/knowledge.md; a floor a little under it.
+    # Measured (full-text): held-out half 0.60 / 0.94, tuning half 0.57 / 0.85 (hit@1 / hit@5).
     for language in ("en", "fr"):
         scores = report.scores(language=language)
         assert scores.hit_at_1 >= 0.5, (language, scores)
