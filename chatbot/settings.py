@@ -503,6 +503,15 @@ MODEL_QUEUE_TIMEOUT = env_int("MODEL_QUEUE_TIMEOUT", 60, minimum=1)
 # Heavy CPU work of uploads (image re-encoding) runs in this many threads at most, off the
 # event loop and off the thread that serves database calls.
 HEAVY_WORK_THREADS = env_int("HEAVY_WORK_THREADS", 2, minimum=1)
+# Which embedder gives knowledge its vectors: auto | endpoint | builtin | off (docs/knowledge.md).
+# Tests use only the endpoints they declare, unless a test asks for the built-in model.
+KNOWLEDGE_EMBEDDER = (
+    env_str("KNOWLEDGE_EMBEDDER", "endpoint" if TESTING else "auto").strip().lower()
+)
+if KNOWLEDGE_EMBEDDER not in ("auto", "endpoint", "builtin", "off"):
+    raise ImproperlyConfigured(
+        f"KNOWLEDGE_EMBEDDER: expected auto, endpoint, builtin or off, got {KNOWLEDGE_EMBEDDER!r}"
+    )
 # Outbound HTTP refuses private and loopback addresses; the operator may allow named ranges.
 OUTBOUND_ALLOW_CIDRS = env_networks("OUTBOUND_ALLOW_CIDRS")
 # The proxies (load balancer, nginx) whose X-Forwarded-For and X-Forwarded-Proto are believed.

@@ -21,15 +21,22 @@ from django.db.models import Count, Min, Q, Sum
 from chatbot.billing.meter import REFUSAL_CODES
 from chatbot.billing.models import StorageDay
 from chatbot.conversations.models import Conversation, Message, MessageStatus, Role, Status
-from chatbot.knowledge.retrieval import _ENGLISH_STOPWORDS
+from chatbot.knowledge.analysis import STOPWORDS as _SEARCH_STOPWORDS
 from chatbot.tenants.models import Tenant
 
 from .models import LATENCY_EDGES_MS, WAIT_EDGES_S, BotDay, EndpointDay, QuestionDay
 
 TOP_QUESTIONS_PER_DAY = 50
-# Retrieval's English stop words, plus greetings: "hi, what are your hours?" groups with
-# "your hours".
-STOPWORDS = _ENGLISH_STOPWORDS | {"hi", "hello", "hey", "please", "thanks", "thank"}
+# Knowledge search's stop words of every language it knows, plus greetings: "hi, what are your
+# hours?" groups with "your hours".
+STOPWORDS = frozenset().union(*_SEARCH_STOPWORDS.values()) | {
+    "hi",
+    "hello",
+    "hey",
+    "please",
+    "thanks",
+    "thank",
+}
 WORD = re.compile(r"\w+", re.UNICODE)
 
 

@@ -100,7 +100,11 @@ def message_payload(message: Message, *, text: str | None = None) -> dict[str, A
         "attachments": [attachment_payload(a) for a in message.attachments.all()]
         if message.role == "visitor"
         else [],
-        "citations": list(message.citations or []),
+        # The visitor sees each source's title and address; the passage text is for agents.
+        "citations": [
+            {"title": str(c.get("title", "")), "url": str(c.get("url", ""))}
+            for c in message.citations or []
+        ],
         "error": error,
     }
 

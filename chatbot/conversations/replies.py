@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 FLUSH_EVERY_SECONDS = 0.05
 PERSIST_EVERY_SECONDS = 2.0
 HISTORY_MESSAGES = 30
+SEARCH_TURNS = 3  # visitor messages that make the knowledge search (the last one counts most)
+_CITED = re.compile(r"\[(\d{1,2})\]")
 
 
 async def stream_reply(
@@ -90,13 +93,14 @@ def bot_model_status(bot: Bot) -> str:
     return str(status(bot))
 
 
-def _retrieve(bot: Bot, query: str) -> list[Any]:
+def _retrieve(bot: Bot, turns: list[str]) -> list[Any]:
+    """Passages for the visitor's latest message, `turns` being their messages oldest first."""
     try:
         from chatbot.knowledge.retrieval import retrieve
     except ImportError:
         return []
     try:
-        return list(retrieve(bot, query, k=5))
+        return list(retrieve(bot, turns, k=5))
     except Exception:  # knowledge is a bonus: a failing index must not cost the reply
         log.exception("knowledge retrieval failed for bot %s", bot.pk)
         return []
@@ -111,6 +115,7 @@ class Context:
     route: Any = field(default=None)
     # Only for bots with actions (None otherwise: no extra query, no extra work).
     toolbox: ToolBox | None = None
+    question: str = ""
 
 
 def _load_context(conversation_id: int) -> Context:
@@ -160,9 +165,12 @@ def _load_context(conversation_id: int) -> Context:
                 history.extend(call_messages(calls_by_message[row.pk]))
             if row.text:
                 history.append(ChatMessage.text("assistant", row.text))
-    last_visitor = next((r.text for r in reversed(rows) if r.role == Role.VISITOR), "")
-    knowledge = _retrieve(bot, last_visitor) if last_visitor else []
-    return Context(bot, history, knowledge, with_images, route, toolbox)
+    # The search follows the conversation: a follow-up ("and for e-bikes?") keeps the subject
+    # of the visitor's earlier messages (weighted lower; see knowledge.retrieval).
+    turns = [r.text for r in rows if r.role == Role.VISITOR and r.text][-SEARCH_TURNS:]
+    knowledge = _retrieve(bot, turns) if turns else []
+    question = turns[-1] if turns else ""
+    return Context(bot, history, knowledge, with_images, route, toolbox, question=question)
 
 
 def _prepare(conversation_id: int) -> tuple[Message, Context] | None:
@@ -173,14 +181,43 @@ def _prepare(conversation_id: int) -> tuple[Message, Context] | None:
     return message, _load_context(conversation_id)
 
 
-def _citations(knowledge: Sequence[Any]) -> list[dict[str, str]]:
-    seen: dict[tuple[str, str], None] = {}
-    for passage in knowledge:
-        title = str(getattr(passage, "title", "") or "")
+def _citations(knowledge: Sequence[Any], text: str) -> list[dict[str, str]]:
+    """The sources the reply used: those it cites by number ([2]), in the prompt's numbering
+    (relevant passages only). A reply that cites none is credited with the relevant passages;
+    one made without any (the bot said it does not know) cites nothing. Each citation has a
+    title, so the widget never shows an empty "Sources:" line; `passage` is for agents.
+    """
+    relevant = [p for p in knowledge if getattr(p, "relevant", True)]
+    cited = {int(n) for n in _CITED.findall(text)}
+    chosen = [p for number, p in enumerate(relevant, start=1) if number in cited] or relevant
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for passage in chosen:
         url = str(getattr(passage, "url", "") or "")
-        if title or url:
-            seen[(title, url)] = None
-    return [{"title": t, "url": u} for t, u in seen]
+        title = str(getattr(passage, "title", "") or "") or url or "Untitled"
+        entry = seen.setdefault(
+            (title, url),
+            {"title": title, "url": url, "heading": str(getattr(passage, "heading", "") or "")},
+        )
+        excerpt = str(getattr(passage, "text", "") or "").strip()
+        if excerpt:
+            entry["passage"] = (entry.get("passage", "") + "\n…\n" + excerpt).strip("\n…")[:2000]
+    return list(seen.values())
+
+
+def _unanswered(knowledge: Sequence[Any]) -> bool:
+    """Retrieval found passages, and none of them answers: the bot was told to say so."""
+    return bool(knowledge) and not any(getattr(p, "relevant", True) for p in knowledge)
+
+
+def _finish(message_id: int, question: str, unanswered: bool, **fields: Any) -> None:
+    """Store the reply's outcome and, when knowledge had no answer, the question: one trip."""
+    actions.finish_reply(message_id, **fields)
+    if unanswered and question:
+        try:
+            from chatbot.knowledge.actions import record_unanswered
+        except ImportError:
+            return
+        record_unanswered(message_id, question)
 
 
 async def run_reply(conversation_id: int) -> None:
@@ -205,7 +242,7 @@ async def run_reply(conversation_id: int) -> None:
             {},
             None,
             time.monotonic(),
-            (),
+            context,
             _nothing_to_flush,
             bot.tenant_id,
         )
@@ -280,7 +317,7 @@ async def run_reply(conversation_id: int) -> None:
     except asyncio.CancelledError:
         flusher_task.cancel()
         error = stop_reason or StreamError("cancelled", "The reply was stopped.")
-        await _store(message, text, error, meta, ttft_ms, started, knowledge, flush, bot.tenant_id)
+        await _store(message, text, error, meta, ttft_ms, started, context, flush, bot.tenant_id)
         if stop_reason is not None:
             return  # stopped by us (takeover), not by whoever cancels this task
         raise
@@ -288,7 +325,7 @@ async def run_reply(conversation_id: int) -> None:
         log.exception("reply for conversation %s failed", conversation_id)
         error = StreamError("upstream", f"The reply failed: {type(exc).__name__}")
     flusher_task.cancel()
-    await _store(message, text, error, meta, ttft_ms, started, knowledge, flush, bot.tenant_id)
+    await _store(message, text, error, meta, ttft_ms, started, context, flush, bot.tenant_id)
     if context.toolbox is not None and context.toolbox.handoff_requested:
         # After the reply is stored: the hand-off ends the bot's part in the conversation.
         await db_async(actions.hand_off)(conversation_id)
@@ -305,7 +342,7 @@ async def _store(
     meta: dict[str, Any],
     ttft_ms: int | None,
     started: float,
-    knowledge: Sequence[Any],
+    context: Context,
     flush: Any,
     tenant_id: int,
 ) -> None:
@@ -325,9 +362,13 @@ async def _store(
         status = MessageStatus.INCOMPLETE
     else:
         status = MessageStatus.FAILED
+    complete = status == MessageStatus.COMPLETE
+    unanswered = complete and _unanswered(context.knowledge)
     await asyncio.shield(
-        db_async(actions.finish_reply)(
+        db_async(_finish)(
             message.pk,
+            context.question,
+            unanswered,
             text=text,
             status=status,
             error_code=error.code if error else "",
@@ -338,7 +379,7 @@ async def _store(
             tokens_out=meta.get("tokens_out"),
             ttft_ms=ttft_ms,
             duration_ms=int((time.monotonic() - started) * 1000),
-            citations=_citations(knowledge) if status == MessageStatus.COMPLETE else (),
+            citations=_citations(context.knowledge, text) if complete and not unanswered else (),
         )
     )
     tokens = (meta.get("tokens_in") or 0) + (meta.get("tokens_out") or 0)

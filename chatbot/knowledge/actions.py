@@ -191,9 +191,13 @@ def update_source(
     title: str | None = None,
     body: str | None = None,
     sync_interval: int | None = None,
+    language: str | None = None,
 ) -> Source:
-    """Edit what a manager may edit; a changed text or answer is synced again."""
+    """Edit what a manager may edit; a changed text, answer or language is synced again."""
     resync = False
+    if language is not None and language != source.language:
+        source.language = language
+        resync = True
     if title is not None:
         source.title = _clean_title(title, source.title)
         resync = source.kind in (SourceKind.TEXT, SourceKind.QA)
@@ -221,3 +225,17 @@ def request_sync(source: Source) -> None:
 def delete_source(source: Source) -> None:
     """Delete the source, its documents and chunks (its stored file goes too: signals.py)."""
     source.delete()
+
+
+def record_unanswered(message_id: int, question: str) -> None:
+    """Remember that the reply `message_id` had no relevant knowledge for `question`."""
+    from chatbot.conversations.models import Message
+
+    from .models import UnansweredQuestion
+
+    message = Message.objects.select_related("conversation__bot").get(pk=message_id)
+    bot = message.conversation.bot
+    UnansweredQuestion.objects.get_or_create(
+        message=message,
+        defaults={"tenant_id": bot.tenant_id, "bot": bot, "question": question[:2000]},
+    )

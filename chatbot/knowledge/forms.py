@@ -69,8 +69,23 @@ class SiteForm(_BotForm):
         return value
 
 
+# The language of a source's documents for full-text search; "" detects it per document.
+LANGUAGE_CHOICES = [
+    ("", "Detect"),
+    ("english", "English"),
+    ("french", "French"),
+    ("german", "German"),
+    ("spanish", "Spanish"),
+    ("italian", "Italian"),
+    ("portuguese", "Portuguese"),
+    ("dutch", "Dutch"),
+    ("simple", "Other (no stemming)"),
+]
+
+
 class EditForm(forms.Form):
     title = forms.CharField(max_length=300, required=False)
+    language = forms.ChoiceField(choices=LANGUAGE_CHOICES, required=False)
     body = forms.CharField(widget=forms.Textarea, required=False)
     sync_interval = forms.TypedChoiceField(
         choices=SyncInterval.choices, coerce=int, required=False, empty_value=None

@@ -25,12 +25,13 @@ from django.utils import timezone
 from chatbot.lib import heavy
 
 from . import conf
+from .analysis import detect_language, language_name, search_fields
 from .chunking import chunk_text
 from .crawl import MAX_URL_LENGTH, Blocked, Fetcher, FetchError, Page, crawl, sitemap_pages
 from .embedding import embed_texts
 from .extract import ExtractionError, extract
 from .models import Chunk, Document, Source, SourceKind, SourceStatus
-from .retrieval import text_search_config, to_vector_bytes
+from .retrieval import bot_language, to_vector_bytes
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +92,20 @@ def _documents_of(source: Source, fetcher: Fetcher | None) -> Iterator[Incoming 
         raise SyncFailed(f"Unknown source kind {source.kind!r}.")
 
 
-def store_document(source: Source, incoming: Incoming, language: str) -> tuple[str, int]:
+def document_language(source: Source, text: str, default: str) -> str:
+    """The source's chosen language, or the one `text` is written in (`default` if unsure)."""
+    if source.language:
+        return language_name(source.language)
+    return detect_language(text, default=default)
+
+
+def store_document(source: Source, incoming: Incoming, default_language: str) -> tuple[str, int]:
     """Write one document and its chunks unless its text is unchanged.
 
     Returns ("unchanged" | "updated" | "created" | "empty", number of chunks).
     """
     text = incoming.text.strip()
+    language = document_language(source, text, default_language)
     # The language is part of the hash: a bot whose language changed gets its index rebuilt.
     digest = sha256(f"{language}\n{incoming.title}\n{text}")
     existing = Document.objects.filter(source=source, key=incoming.key).first()
@@ -142,6 +151,9 @@ def store_document(source: Source, incoming: Incoming, language: str) -> tuple[s
                     content_hash=piece_hash,
                     language=language,
                     embedding=reusable.get(piece_hash),
+                    **search_fields(
+                        title=document.title, heading="", text=piece, language=language
+                    ),
                 )
             )
         Chunk.objects.bulk_create(chunks)
@@ -265,7 +277,7 @@ def _sync(source: Source) -> None:
         status=SourceStatus.SYNCING, error="", progress={}, sync_started_at=started
     )
     progress = _Progress(source)
-    language = text_search_config(source.bot)
+    language = bot_language(source.bot)
     seen: set[str] = set()
     complete = True
     fetcher = (

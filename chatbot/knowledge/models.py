@@ -73,6 +73,9 @@ class Source(models.Model):
     last_synced = models.DateTimeField(null=True, blank=True)
     sync_started_at = models.DateTimeField(null=True, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
+    # The language of its documents for full-text search ("english", "french"...); empty means
+    # detected per document, with the bot's language when the text is too short to tell.
+    language = models.CharField(max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -134,12 +137,19 @@ class Chunk(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     # The document's title, copied so that full-text search weighs it with the text.
     title = models.CharField(max_length=300, blank=True)
+    # The headings above the passage ("Returns > Refunds"), cited and searched with the title.
+    heading = models.CharField(max_length=500, blank=True)
     text = models.TextField()
     position = models.PositiveIntegerField()
     content_hash = models.CharField(max_length=64)
-    # PostgreSQL text-search configuration for this chunk ("english", "french", "simple"...);
-    # a trigger builds the tsvector with it. SQLite's FTS5 uses one tokenizer for all.
+    # The Snowball language of this chunk ("english", "french"... or "simple").
     language = models.CharField(max_length=20, default="english")
+    # Its terms for full-text search (`analysis.analyze`, space-separated): the title and
+    # headings, and the text. Both databases index these; `search_length` is the number of
+    # text terms, summed per bot for BM25's average passage length.
+    search_title = models.TextField(blank=True, default="")
+    search_text = models.TextField(blank=True, default="")
+    search_length = models.PositiveIntegerField(default=0)
     # float32 little-endian, L2-normalised; null until an embedding endpoint answered.
     embedding = models.BinaryField(null=True, blank=True)
 
@@ -151,3 +161,25 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.position}"
+
+
+class UnansweredQuestion(models.Model):
+    """A visitor question for which retrieval found nothing relevant: the bot said it did not
+    know. Listed on the knowledge page so the manager can add what was missing."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="unanswered_questions")
+    # The reply that said "I don't know"; deleted with its conversation.
+    message = models.OneToOneField(
+        "conversations.Message", on_delete=models.CASCADE, related_name="+"
+    )
+    question = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedManager()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "bot", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.question[:80]

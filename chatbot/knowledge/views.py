@@ -24,9 +24,11 @@ from chatbot.llm.types import ChatMessage, Finish, Passage, TextDelta
 from chatbot.tenants.permissions import manager_required
 
 from . import actions
-from .forms import FORMS, EditForm, FileForm, QAForm, SiteForm, TestForm, TextForm
-from .models import Source, SourceKind, SourceStatus, SyncInterval
+from .forms import FORMS, LANGUAGE_CHOICES, EditForm, FileForm, QAForm, SiteForm, TestForm, TextForm
+from .models import Source, SourceKind, SourceStatus, SyncInterval, UnansweredQuestion
 from .retrieval import Hit, search_with_embeddings
+
+UNANSWERED_SHOWN = 20
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,13 @@ def _list_context(request: HttpRequest, bot: Bot | None, bots: list[Bot]) -> dic
         },
         "open_form": "",
         "intervals": SyncInterval.choices,
+        "unanswered": list(
+            UnansweredQuestion.objects.for_tenant(tenant)
+            .filter(bot=bot)
+            .order_by("-created_at")[:UNANSWERED_SHOWN]
+            if bot
+            else []
+        ),
     }
 
 
@@ -139,7 +148,9 @@ def _create(bot: Bot, form: Any, data: dict[str, Any]) -> Source:
 @require_http_methods(["GET", "POST"])
 def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
     source: Source = Source.objects.get_for_tenant_or_404(_tenant(request), pk=source_id)
-    form = EditForm(initial={"title": source.title, "body": source.body})
+    form = EditForm(
+        initial={"title": source.title, "body": source.body, "language": source.language}
+    )
     status = 200
     if request.method == "POST":
         form = EditForm(request.POST)
@@ -151,6 +162,7 @@ def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
                     title=data["title"] or None,
                     body=data["body"] if source.kind in (SourceKind.TEXT, SourceKind.QA) else None,
                     sync_interval=data["sync_interval"],
+                    language=data["language"] if "language" in request.POST else None,
                 )
             except actions.KnowledgeError as exc:
                 form.add_error(None, str(exc))
@@ -168,6 +180,7 @@ def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
             "documents": documents,
             "form": form,
             "intervals": SyncInterval.choices,
+            "languages": LANGUAGE_CHOICES,
             "busy": source.status in (SourceStatus.PENDING, SourceStatus.SYNCING),
             "chunk_count": source.chunks.count(),
         },

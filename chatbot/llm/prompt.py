@@ -62,13 +62,34 @@ def reply_reserve(spec: EndpointSpec, max_tokens: int | None) -> int:
     return min(1024, spec.context_window // 4)
 
 
+# When retrieval found passages but none that answers: the bot says so instead of guessing.
+NOTHING_RELEVANT = (
+    "The business's knowledge base has nothing that answers the visitor's last message. If it "
+    "asks for facts about the business (prices, policies, products, hours...), say in the "
+    "visitor's language that you do not know, and offer to pass the question to a person on "
+    "the team. Do not guess or invent facts. Greetings and small talk you may answer normally."
+)
+
+
 def knowledge_block(passages: Sequence[Passage]) -> str:
+    """The numbered sources (the relevant passages), or NOTHING_RELEVANT when there are none.
+
+    The numbers are what the reply cites: `conversations.replies` keeps as the reply's
+    citations the sources whose number appears in it, like [2].
+    """
+    passages = [passage for passage in passages if passage.relevant]
+    if not passages:
+        return NOTHING_RELEVANT
     lines = [
-        "Answer from the numbered sources below when they are relevant, and cite them like [1]. "
-        "If they do not contain the answer, say so rather than guessing."
+        "Answer from the numbered sources below when they are relevant. After each fact you "
+        "take from a source, cite its number in brackets, like [1]. If they do not contain the "
+        "answer, say that you do not know and offer to pass the question to a person, rather "
+        "than guessing."
     ]
     for number, passage in enumerate(passages, start=1):
         title = passage.title or "Untitled"
+        if passage.heading:
+            title = f"{title} > {passage.heading}"
         head = f"[{number}] {title}" + (f" ({passage.url})" if passage.url else "")
         lines.append(f"{head}\n{passage.text.strip()}")
     return "\n\n".join(lines)
@@ -123,12 +144,13 @@ def build_request(
     system_text = system
     if knowledge:
         allowance = int(budget * KNOWLEDGE_SHARE)
-        for passage in knowledge:
+        for passage in (p for p in knowledge if p.relevant):
             candidate = knowledge_block([*kept_passages, passage])
             if estimate_tokens(candidate, spec) > allowance:
                 break
             kept_passages.append(passage)
-        if kept_passages:
+        # Passages were found but none answers: the instruction to say so instead.
+        if kept_passages or not any(p.relevant for p in knowledge):
             block = knowledge_block(kept_passages)
             system_text = f"{system}\n\n{block}" if system else block
             budget -= estimate_tokens(block, spec) + (

@@ -95,8 +95,11 @@ async def test_the_reply_cites_the_tenants_source(routed: Bot, bravo: Tenant) ->
     assert final["text"] == REPLY
     assert final["citations"] == [{"title": "Frame warranty", "url": ""}]
 
+    # Stored for agents: the heading path and the passage that was used.
     stored = await database_sync_to_async(Message.objects.get)(role="assistant")
-    assert stored.citations == [{"title": "Frame warranty", "url": ""}]
+    assert stored.citations == [
+        {"title": "Frame warranty", "url": "", "heading": "", "passage": WARRANTY}
+    ]
 
 
 async def test_a_website_page_is_cited_with_its_url(routed: Bot, website: WebSite) -> None:
@@ -116,3 +119,16 @@ async def test_a_bot_without_knowledge_replies_without_citations(routed: Bot) ->
     final = await _ask(routed, "Hello?")
     assert final["status"] == "complete"
     assert final["citations"] == []
+
+
+async def test_a_question_nothing_answers_is_recorded_and_cites_nothing(routed: Bot) -> None:
+    from chatbot.knowledge.models import UnansweredQuestion
+
+    await sync_to_async(actions.add_text)(routed, title="Rentals", text="Bikes rent for 20 a day.")
+    final = await _ask(routed, "Do you rent surfboards or kayaks for a day?")
+    assert final["status"] == "complete"
+    assert final["citations"] == []
+    [unanswered] = await database_sync_to_async(list)(UnansweredQuestion.objects.all())
+    assert unanswered.question == "Do you rent surfboards or kayaks for a day?"
+    assert unanswered.bot_id == routed.pk
+    assert unanswered.tenant_id == routed.tenant_id

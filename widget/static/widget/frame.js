@@ -1036,8 +1036,10 @@
       const cites = node.appendChild(el('div', 'cites'));
       cites.append(el('span', null, t('sources') + ':'));
       for (const cite of msg.citations) {
+        // A source without an address (pasted text, a file) is named by its title alone.
         const href = safeUrl(cite.url || '');
         if (href) link(href, cites).textContent = cite.title || href;
+        else if (cite.title) cites.append(el('span', 'cite', cite.title));
       }
     }
     const meta = el('div', 'meta');
