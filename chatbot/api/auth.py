@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
+from chatbot.api.errors import ApiError
 from chatbot.billing.actions import is_suspended
 from chatbot.tenants.actions import authenticate_api_key
 from chatbot.tenants.models import ApiKey, Membership, Role, User
@@ -37,8 +38,10 @@ class ApiKeyAuth(HttpBearer):
                 403, "The member who created this API key has left the workspace; create a new key."
             )
         if is_suspended(key.tenant_id):
-            raise HttpError(
-                403, "This workspace is suspended by the platform's operator; contact support."
+            raise ApiError(
+                403,
+                "This workspace is suspended by the platform's operator; contact support.",
+                code="workspace_suspended",
             )
         request.tenant = key.tenant  # type: ignore[attr-defined]
         request.api_key = key  # type: ignore[attr-defined]

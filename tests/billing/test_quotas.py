@@ -252,7 +252,8 @@ class TestSuspension:
         assert client.get(f"/widget/frame/{acme_bot.public_key}").status_code == 404
         api = client.get("/api/v1/me", headers={"authorization": f"Bearer {secret}"})
         assert api.status_code == 403
-        assert "suspended" in api.json()["detail"]
+        assert api.json()["error"]["code"] == "workspace_suspended"
+        assert "suspended" in api.json()["error"]["message"]
 
         billing.resume(acme_bot.tenant, None)
         assert session().status_code == 200

@@ -190,3 +190,34 @@ def test_redaction_keeps_what_names_things_and_drops_what_grants_access() -> Non
     assert "S3cr3t" not in out and "prl_0123abcd_[redacted]" in out
     assert "eyJhbGciOi" not in out and "Bearer [redacted]" in out
     assert "/conversations/c_123/" in out
+
+
+def test_celery_logs_through_django_logging_with_redaction() -> None:
+    """A worker's log set-up (what `celery worker --loglevel ERROR` and an in-process test
+    worker run) keeps Django's handler, its redacting format and LOG_LEVEL, instead of
+    replacing the root logger's handlers and silencing warnings."""
+    from django.conf import settings
+
+    from chatbot.celery import app
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        app.log.already_setup = False
+        app.log.setup(loglevel="ERROR")
+        assert logging.getLevelName(root.level) == settings.LOG_LEVEL
+        assert [type(h.formatter) for h in root.handlers] == [LineFormatter]
+        record = logging.LogRecord(
+            "chatbot.knowledge",
+            logging.WARNING,
+            __file__,
+            1,
+            "invited at /tenants/invitations/abcDEF_123-x/",
+            None,
+            None,
+        )
+        assert logging.getLogger("chatbot.knowledge").isEnabledFor(logging.WARNING)
+        assert "abcDEF_123-x" not in root.handlers[0].format(record)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
