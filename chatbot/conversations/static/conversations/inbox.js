@@ -18,6 +18,7 @@
   var notice = document.getElementById("inbox-notice");
   var socket = null;
   var retry = 500;
+  var awaiting = 0; // "subscribed" answers still to come on this socket
   var lastTyping = 0;
   var timers = new Map(); // one pending call per function: bursts of events fetch once
   var body = document.body;
@@ -177,8 +178,21 @@
     typingTimer = setTimeout(function () { line.textContent = ""; }, 4000);
   }
 
+  function onSubscribed() {
+    // Events reach this page only from here on: catch up on what happened before, then
+    // say "connected" (tests and the status line rely on nothing being missed after it).
+    awaiting -= 1;
+    if (awaiting > 0) return;
+    if (page) refreshConversation(); else refreshList();
+    document.documentElement.setAttribute("data-inbox-connected", "");
+  }
+
   function handle(frame) {
     switch (frame.type) {
+      case "subscribed": return onSubscribed();
+      case "error": // a conversation deleted meanwhile: the inbox subscription still stands
+        if (frame.code === "not_found" && awaiting > 0) onSubscribed();
+        return;
       case "inbox.conversation":
         debounce(refreshList);
         debounce(refreshNavCount);
@@ -215,15 +229,11 @@
     socket = new WebSocket(scheme + location.host + "/ws/dashboard/");
     socket.addEventListener("open", function () {
       retry = 500;
+      awaiting = page ? 2 : 1;
       socket.send(JSON.stringify({ type: "subscribe.inbox" }));
       if (page) {
         socket.send(JSON.stringify({ type: "subscribe.conversation", conversation: page.getAttribute("data-conversation") }));
-        // Anything that happened while we were away.
-        refreshConversation();
-      } else {
-        refreshList();
       }
-      document.documentElement.setAttribute("data-inbox-connected", "");
     });
     socket.addEventListener("message", function (event) {
       var frame;
