@@ -105,6 +105,7 @@ class ErasedOut(Schema):
     conversations: int
     messages: int
     attachments: int
+    contacts: int
 
 
 class CannedIn(Schema):
@@ -522,7 +523,7 @@ def export_visitor(request: HttpRequest, visitor_id: str) -> Any:
     "/visitors/{visitor_id}",
     response=with_errors(ErasedOut),
     url_name="visitor",
-    summary="Erase a visitor with every conversation, message and file (owners and admins)",
+    summary="Erase a visitor: conversations, messages, files, contacts (owners and admins)",
     tags=["visitors"],
 )
 def erase_visitor(request: HttpRequest, visitor_id: str) -> Any:

@@ -149,7 +149,7 @@ def test_a_visitor_is_read_exported_and_erased(bot: Bot, alice: User, api_for: A
     exported_one = client.get(f"/api/v1/conversations/{conversation.public_id}/export").json()
     assert exported_one["messages"][0]["text"] == "my order 42"
     erased = client.delete(url).json()
-    assert erased == {"conversations": 1, "messages": 1, "attachments": 0}
+    assert erased == {"conversations": 1, "messages": 1, "attachments": 0, "contacts": 0}
     assert not Visitor.objects.exists() and not Message.objects.exists()
     assert client.get(url).status_code == 404
 
