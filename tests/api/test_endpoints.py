@@ -576,3 +576,22 @@ def test_a_canned_response_is_updated(acme: Tenant, alice: User, api_for: ApiFor
     assert client.patch(url, {"shortcut": "no spaces"}, content_type=JSON).status_code == 422
     assert api_for(alice, "read").patch(url, {"text": "x"}, content_type=JSON).status_code == 403
     assert CannedResponse.objects.get(shortcut="hi").text == "Hello there!"
+
+
+def test_lists_hide_other_workspaces_actions_contacts_and_calls(
+    acme: Tenant, bot: Bot, alice: User, bob: User, api_for: ApiFor
+) -> None:
+    make_action(acme, bot, "https://93.184.215.14/orders/{order_id}")
+    lead = _lead(bot)
+    bravo_client = api_for(bob)
+    assert bravo_client.get("/api/v1/actions").json()["data"] == []
+    assert bravo_client.get("/api/v1/contacts").json()["data"] == []
+    assert bravo_client.get("/api/v1/contacts?q=ann").json()["data"] == []
+    acme_bot = ids.encode("bot", bot.pk)
+    assert bravo_client.get(f"/api/v1/contacts?bot={acme_bot}").json()["data"] == []
+    exported = bravo_client.get("/api/v1/contacts/export?format=csv")
+    assert "ann@example.com" not in b"".join(exported.streaming_content).decode()  # type: ignore[attr-defined]
+    conversations = bravo_client.get("/api/v1/conversations/export")
+    assert lead.conversation is not None
+    assert lead.conversation.public_id not in b"".join(conversations.streaming_content).decode()  # type: ignore[attr-defined]
+    assert len(api_for(alice).get("/api/v1/contacts").json()["data"]) == 1
