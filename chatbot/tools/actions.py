@@ -258,7 +258,9 @@ def capture_lead(conversation_id: int, arguments: dict[str, Any]) -> Contact:
     events.emit(
         conversation.bot_id,
         "contact.created",
-        lambda: {"contact": contact_payload(contact)},
+        lambda: {
+            "contact": {**contact_payload(contact), "created_at": contact.created_at.isoformat()}
+        },
         order_key=conversation.public_id,
     )
     return contact
