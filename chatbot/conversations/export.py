@@ -217,7 +217,7 @@ def erase_visitor(tenant: Tenant, actor: User, visitor: Visitor) -> dict[str, in
             "conversations": Conversation.objects.filter(visitor=visitor).count(),
             "messages": Message.objects.filter(conversation__visitor=visitor).count(),
             "attachments": len(names),
-            "contacts": visitor.contacts.count(),  # type: ignore[attr-defined]
+            "contacts": visitor.contacts.count(),
         }
         public_id = visitor.public_id
         visitor.delete()  # CASCADE: conversations, messages, attachments, contacts
