@@ -195,16 +195,26 @@ def get_action(request: HttpRequest, action_id: str) -> Action:
     return found
 
 
-def _unsafe_text(value: Any) -> bool:
-    """NUL or a lone surrogate anywhere in JSON-shaped data (PostgreSQL's jsonb and UTF-8
-    refuse them): the same rule as `Text`, for free-form objects."""
-    if isinstance(value, str):
-        return "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return any(_unsafe_text(k) or _unsafe_text(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_unsafe_text(item) for item in value)
-    return False
+MAX_DEPTH = 32
+
+
+def _json_problem(value: Any) -> str | None:
+    """What makes free-form JSON unusable: nesting deeper than MAX_DEPTH (schemas and
+    arguments are shallow; deep ones only exhaust the stack), or NUL or a lone surrogate in
+    a string (PostgreSQL's jsonb and UTF-8 refuse them: the rule of `Text`). Iterative, so
+    any depth the JSON parser accepted is walked safely."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or any("\ud800" <= ch <= "\udfff" for ch in item):
+                return "must not contain NUL characters or lone surrogates"
+        elif isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                return f"must not be nested more than {MAX_DEPTH} levels deep"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def _invalid(field: str, message: str) -> ApiError:
@@ -227,8 +237,9 @@ def _bot_pks(request: HttpRequest, values: list[str]) -> list[int]:
 def _form(request: HttpRequest, action: Action | None, payload: ActionIn) -> ActionForm:
     """The dashboard's form, bound to the action's current values with the payload's changes."""
     given = payload.dict(exclude_unset=True)
-    if _unsafe_text(given.get("parameters")):
-        raise _invalid("parameters", "must not contain NUL characters or lone surrogates")
+    problem = _json_problem(given.get("parameters"))
+    if problem:
+        raise _invalid("parameters", problem)
     headers = given.get("headers")
     if headers is not None and any(
         "\r" in text or "\n" in text for pair in headers.items() for text in pair
@@ -397,8 +408,9 @@ def run_action_test(request: HttpRequest, action_id: str, payload: TrialIn) -> A
     action = get_action(request, action_id)
     require_write(request)
     require_manager(request)
-    if _unsafe_text(payload.arguments):
-        raise _invalid("arguments", "must not contain NUL characters or lone surrogates")
+    problem = _json_problem(payload.arguments)
+    if problem:
+        raise _invalid("arguments", problem)
     sample = json.dumps(payload.arguments)
     if len(sample) > 16_000:
         raise _invalid("arguments", "at most 16,000 characters of JSON")

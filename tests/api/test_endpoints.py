@@ -595,3 +595,25 @@ def test_lists_hide_other_workspaces_actions_contacts_and_calls(
     assert lead.conversation is not None
     assert lead.conversation.public_id not in b"".join(conversations.streaming_content).decode()  # type: ignore[attr-defined]
     assert len(api_for(alice).get("/api/v1/contacts").json()["data"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("depth", "status", "words"), [(33, 422, "nested"), (10_000, 400, "Cannot parse")]
+)
+def test_deeply_nested_parameters_or_arguments_are_refused_not_a_crash(
+    acme: Tenant, bot: Bot, alice: User, api_for: ApiFor, depth: int, status: int, words: str
+) -> None:
+    client = api_for(alice)
+    nested = '{"a": ' * depth + "1" + "}" * depth
+    created = client.post(
+        "/api/v1/actions", f'{{"name": "deep", "parameters": {nested}}}', content_type=JSON
+    )
+    assert created.status_code == status and words in created.json()["error"]["message"]
+    assert not Action.objects.exists()
+    action = make_action(acme, bot, "https://93.184.215.14/orders/{order_id}")
+    tried = client.post(
+        f"/api/v1/actions/{ids.encode('act', action.pk)}/test",
+        f'{{"arguments": {{"order_id": {nested}}}}}',
+        content_type=JSON,
+    )
+    assert tried.status_code == status and words in tried.json()["error"]["message"]
