@@ -297,8 +297,11 @@ def test_an_action_is_created_read_updated_attached_and_deleted_without_its_secr
     acme: Tenant, bot: Bot, alice: User, api_for: ApiFor, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = api_for(alice)
-    created = client.post("/api/v1/actions", _action_body(bot), content_type=JSON)
+    once = {"Idempotency-Key": "create-find-order"}
+    created = client.post("/api/v1/actions", _action_body(bot), content_type=JSON, headers=once)
     assert created.status_code == 201, created.content
+    again = client.post("/api/v1/actions", _action_body(bot), content_type=JSON, headers=once)
+    assert again["Idempotent-Replayed"] == "true" and again.json() == created.json()
     body = created.json()
     assert body["id"].startswith("act_") and body["header_names"] == ["Authorization"]
     assert body["bots"] == [ids.encode("bot", bot.pk)] and body["kind"] == "http"
