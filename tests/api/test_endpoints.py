@@ -620,3 +620,23 @@ def test_deeply_nested_parameters_or_arguments_are_refused_not_a_crash(
         content_type=JSON,
     )
     assert tried.status_code == status and words in tried.json()["error"]["message"]
+
+
+def test_actions_and_their_calls_are_listed_in_fixed_queries(
+    acme: Tenant, bot: Bot, alice: User, api_for: ApiFor
+) -> None:
+    conversation = _chat(bot, "Where are my orders?")
+    for n in range(6):
+        action = make_action(acme, bot, "https://93.184.215.14/orders/{order_id}", name=f"a{n}")
+        ActionCall.objects.create(
+            conversation=conversation, action=action, name=f"a{n}", kind="http", status="done"
+        )
+    client = api_for(alice)
+    client.get("/api/v1/me")  # the key's first use writes last_used_at once
+    for url in ("/api/v1/actions", f"/api/v1/conversations/{conversation.public_id}/action-calls"):
+        with CaptureQueriesContext(connection) as few:
+            page = client.get(f"{url}?limit=2").json()
+        with CaptureQueriesContext(connection) as many:
+            client.get(f"{url}?limit=6")
+        assert len(few) == len(many) <= 5, [q["sql"] for q in many.captured_queries]
+        assert len(page["data"]) == 2 and page["next_cursor"]
