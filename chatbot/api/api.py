@@ -117,6 +117,8 @@ def root(request: HttpRequest) -> dict[str, Any]:
                 "visitors",
                 "sources",
                 "canned-responses",
+                "contacts",
+                "actions",
                 "members",
                 "invitations",
                 "usage",
@@ -172,6 +174,7 @@ for _module in (
     "chatbot.conversations.api",
     "chatbot.knowledge.api",
     "chatbot.tenants.api",
+    "chatbot.tools.api",
     "chatbot.webhooks.api",
 ):
     _router = __import__(_module, fromlist=["router"]).router

@@ -7,11 +7,13 @@ the page size (pinned in tests/api and bench/api).
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Query, Router, Schema, Status
 
 from chatbot.api.auth import actor, require_manager, require_write
@@ -103,6 +105,7 @@ class ErasedOut(Schema):
     conversations: int
     messages: int
     attachments: int
+    contacts: int
 
 
 class CannedIn(Schema):
@@ -133,6 +136,25 @@ class ConversationFilters(Schema):
     date_to: date | None = None
     cursor: Text | None = None
     limit: Limit = 25
+
+
+class ExportFilters(Schema):
+    """The list's filters (without paging) and the file's format."""
+
+    q: Text = ""
+    status: Literal["bot", "waiting", "agent", "closed", ""] = ""
+    bot: Text = ""
+    assignee: Text = ""
+    identity: Literal["identified", "anonymous", ""] = ""
+    rating: Literal["up", "down", ""] = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    format: Literal["json", "csv"] = "json"
+
+
+class CannedPatch(Schema):
+    shortcut: Text | None = None
+    text: Text | None = None
 
 
 # --- Helpers ----------------------------------------------------------------------------------
@@ -214,6 +236,17 @@ def _refusal(exc: ActionError) -> ApiError:
     tags=["conversations"],
 )
 def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]) -> Any:
+    rows, next_cursor = page_by_time(
+        _filtered(request, filters).select_related("visitor"),
+        filters.cursor,
+        filters.limit,
+        "updated_at",
+    )
+    return {"data": [conversation_out(c) for c in rows], "next_cursor": next_cursor}
+
+
+def _filtered(request: HttpRequest, filters: ConversationFilters | ExportFilters) -> Any:
+    """The inbox's filters over the key's workspace (`assignee=me` is the key's creator)."""
     bot_id = None
     if filters.bot:
         bot_id = ids.decode("bot", filters.bot) or -1  # unknown: matches nothing
@@ -231,10 +264,46 @@ def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]
     conversations = filter_conversations(_tenant(request), wanted, user_id=key.created_by_id)
     if filters.assignee not in ("", "me", "unassigned"):
         conversations = conversations.filter(assignee_id=ids.decode("usr", filters.assignee) or -1)
-    rows, next_cursor = page_by_time(
-        conversations.select_related("visitor"), filters.cursor, filters.limit, "updated_at"
+    return conversations
+
+
+# Before /conversations/{conversation_id}, which would otherwise take "export" for an id.
+@router.get(
+    "/conversations/export",
+    response=with_errors(dict[str, Any]),
+    url_name="conversations_export",
+    summary="Every conversation matching the list's filters, as JSON or CSV (owners and admins)",
+    openapi_extra={"responses": {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}},
+)
+def export_conversations(request: HttpRequest, filters: Query[ExportFilters]) -> Any:
+    require_manager(request)
+    conversations = _filtered(request, filters)
+    count = conversations.count()
+    given = {
+        name: str(value)
+        for name, value in filters.dict(exclude={"format"}).items()
+        if value not in ("", None)
+    }
+    export.record_export(
+        _tenant(request),
+        actor(request),
+        "filtered set",
+        fmt=filters.format,
+        count=count,
+        filters=urlencode(given),
     )
-    return {"data": [conversation_out(c) for c in rows], "next_cursor": next_cursor}
+    items = export.conversation_dicts(conversations)
+    if filters.format == "csv":
+        response = StreamingHttpResponse(
+            export.csv_chunks(items), content_type="text/csv; charset=utf-8"
+        )
+    else:
+        response = StreamingHttpResponse(
+            export.json_chunks(items, {}), content_type="application/json"
+        )
+    response["Content-Disposition"] = f'attachment; filename="conversations.{filters.format}"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @router.get(
@@ -454,7 +523,7 @@ def export_visitor(request: HttpRequest, visitor_id: str) -> Any:
     "/visitors/{visitor_id}",
     response=with_errors(ErasedOut),
     url_name="visitor",
-    summary="Erase a visitor with every conversation, message and file (owners and admins)",
+    summary="Erase a visitor: conversations, messages, files, contacts (owners and admins)",
     tags=["visitors"],
 )
 def erase_visitor(request: HttpRequest, visitor_id: str) -> Any:
@@ -490,6 +559,25 @@ def list_canned(request: HttpRequest, cursor: Text | None = None, limit: Limit =
     return {"data": [canned_out(c) for c in rows], "next_cursor": next_cursor}
 
 
+def _checked_canned(shortcut: str, text: str) -> tuple[str, str]:
+    shortcut, text = shortcut.strip().lower(), text.strip()
+    if not re.fullmatch(r"[a-z0-9_-]{1,40}", shortcut) or not text or len(text) > 2000:
+        raise ApiError(
+            422,
+            "A shortcut is 1-40 letters, digits, - or _, and the text 1-2000 characters.",
+            "invalid",
+        )
+    return shortcut, text
+
+
+def get_canned(request: HttpRequest, canned_id: str) -> CannedResponse:
+    pk = decode_or_404("cnd", canned_id, "canned response")
+    canned = CannedResponse.objects.for_tenant(_tenant(request)).filter(pk=pk).first()
+    if canned is None:
+        raise ApiError(404, "No such canned response.")
+    return canned
+
+
 @router.post(
     "/canned-responses",
     response=with_errors(CannedOut, 201),
@@ -498,18 +586,9 @@ def list_canned(request: HttpRequest, cursor: Text | None = None, limit: Limit =
     tags=["canned responses"],
 )
 def create_canned(request: HttpRequest, payload: CannedIn) -> Any:
-    import re
-
     require_write(request)
     require_manager(request)
-    shortcut = payload.shortcut.strip().lower()
-    text = payload.text.strip()
-    if not re.fullmatch(r"[a-z0-9_-]{1,40}", shortcut) or not text or len(text) > 2000:
-        raise ApiError(
-            422,
-            "A shortcut is 1-40 letters, digits, - or _, and the text 1-2000 characters.",
-            "invalid",
-        )
+    shortcut, text = _checked_canned(payload.shortcut, payload.text)
     try:
         with transaction.atomic():
             canned = CannedResponse.objects.create(
@@ -520,6 +599,30 @@ def create_canned(request: HttpRequest, payload: CannedIn) -> Any:
     return Status(201, canned_out(canned))
 
 
+@router.patch(
+    "/canned-responses/{canned_id}",
+    response=with_errors(CannedOut),
+    url_name="canned_response",
+    summary="Change a canned response's shortcut or text (owners and admins)",
+    tags=["canned responses"],
+)
+def update_canned(request: HttpRequest, canned_id: str, payload: CannedPatch) -> Any:
+    canned = get_canned(request, canned_id)
+    require_write(request)
+    require_manager(request)
+    shortcut, text = _checked_canned(
+        canned.shortcut if payload.shortcut is None else payload.shortcut,
+        canned.text if payload.text is None else payload.text,
+    )
+    canned.shortcut, canned.text = shortcut, text
+    try:
+        with transaction.atomic():
+            canned.save(update_fields=["shortcut", "text"])
+    except IntegrityError:
+        raise ApiError(409, f"The shortcut /{shortcut} is already taken.") from None
+    return canned_out(canned)
+
+
 @router.delete(
     "/canned-responses/{canned_id}",
     response=with_errors(None, 204),
@@ -528,10 +631,7 @@ def create_canned(request: HttpRequest, payload: CannedIn) -> Any:
     tags=["canned responses"],
 )
 def delete_canned(request: HttpRequest, canned_id: str) -> Any:
-    pk = decode_or_404("cnd", canned_id, "canned response")
-    canned = CannedResponse.objects.for_tenant(_tenant(request)).filter(pk=pk).first()
-    if canned is None:
-        raise ApiError(404, "No such canned response.")
+    canned = get_canned(request, canned_id)
     require_write(request)
     require_manager(request)
     canned.delete()

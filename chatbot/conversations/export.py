@@ -203,7 +203,8 @@ def visitor_export(visitor: Visitor) -> dict[str, Any]:
 
 
 def erase_visitor(tenant: Tenant, actor: User, visitor: Visitor) -> dict[str, int]:
-    """Delete the visitor, every conversation, message and attachment (rows and files).
+    """Delete the visitor, every conversation, message and attachment (rows and files), and
+    the contacts they left (chatbot.tools: Contact.visitor cascades).
 
     The audit event keeps only the visitor's public id and the counts: it must not keep the
     personal data it records the deletion of.
@@ -216,9 +217,10 @@ def erase_visitor(tenant: Tenant, actor: User, visitor: Visitor) -> dict[str, in
             "conversations": Conversation.objects.filter(visitor=visitor).count(),
             "messages": Message.objects.filter(conversation__visitor=visitor).count(),
             "attachments": len(names),
+            "contacts": visitor.contacts.count(),
         }
         public_id = visitor.public_id
-        visitor.delete()  # CASCADE: conversations, messages, attachments
+        visitor.delete()  # CASCADE: conversations, messages, attachments, contacts
         audit.record(tenant, actor, "visitor.erased", target=public_id, **counts)
         transaction.on_commit(lambda: delete_stored_files(names))
     return counts

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -21,11 +22,14 @@ from chatbot.bots.models import Bot
 from chatbot.conversations.actions import ActionError
 from chatbot.conversations.broadcast import broadcast
 from chatbot.conversations.models import Conversation, Status, Visitor
+from chatbot.lib import events, ids
 from chatbot.tenants import audit
 from chatbot.tenants.models import Tenant
 
-from .cards import CARD_SCHEMA
-from .models import ActionCall, ActionKind, CallStatus, Contact
+from . import endpoint
+from .cards import CARD_SCHEMA, clean_card
+from .models import Action, ActionCall, ActionKind, CallStatus, Contact
+from .schema import SchemaProblem, parse_arguments
 
 # What the built-ins look like when an owner adds one (all of it editable but the kind).
 BUILTINS: dict[str, dict[str, Any]] = {
@@ -240,17 +244,52 @@ def capture_lead(conversation_id: int, arguments: dict[str, Any]) -> Contact:
             raise LeadProblem(f"{email!r} is not a valid email address; ask again") from None
     if phone and not PHONE.match(phone):
         raise LeadProblem(f"{phone!r} is not a phone number; ask again")
-    conversation = Conversation.objects.select_related("bot").get(pk=conversation_id)
-    return Contact.objects.create(
+    conversation = Conversation.objects.select_related("bot", "visitor").get(pk=conversation_id)
+    contact = Contact.objects.create(
         tenant_id=conversation.bot.tenant_id,
         bot=conversation.bot,
-        visitor_id=conversation.visitor_id,
+        visitor=conversation.visitor,
         conversation=conversation,
         name=name,
         email=email,
         phone=phone,
         message=message,
     )
+    events.emit(
+        conversation.bot_id,
+        "contact.created",
+        lambda: {
+            "contact": {**contact_payload(contact), "created_at": contact.created_at.isoformat()}
+        },
+        order_key=conversation.public_id,
+    )
+    return contact
+
+
+def contact_payload(contact: Contact) -> dict[str, Any]:
+    """A contact as the API and the `contact.created` webhook show it (select_related bot,
+    visitor and conversation to keep a list at a fixed number of queries)."""
+    return {
+        "id": ids.encode("ctc", contact.pk),
+        "bot": ids.encode("bot", contact.bot_id) if contact.bot_id else None,
+        "visitor": contact.visitor.public_id if contact.visitor_id and contact.visitor else None,
+        "conversation": contact.conversation.public_id
+        if contact.conversation_id and contact.conversation
+        else None,
+        "name": contact.name,
+        "email": contact.email,
+        "phone": contact.phone,
+        "message": contact.message,
+        "created_at": contact.created_at,
+    }
+
+
+def delete_action(tenant: Tenant, actor: Any, action: Action) -> None:
+    """Delete an action; its recorded calls stay in their conversations (without the link)."""
+    with transaction.atomic():
+        name = action.name
+        action.delete()
+        audit.record(tenant, actor, "action.deleted", target=name)
 
 
 def delete_contact(tenant: Tenant, actor: Any, contact: Contact) -> None:
@@ -266,3 +305,51 @@ def bots_for(tenant: Tenant, bot_ids: Sequence[int]) -> list[Bot]:
     if len(bots) != len(set(bot_ids)):
         raise ActionError("not_found", "No such bot.")
     return bots
+
+
+# --- "Test this action" (the dashboard's button and the API's operation) -----------------------
+
+
+BUILTIN_TRIAL = "The arguments fit; a test does not run built-ins."
+
+
+@dataclass(frozen=True, slots=True)
+class TrialResult:
+    """What a test call did. `request` has header values masked and `response` has every
+    header value redacted (chatbot.tools.endpoint), so both may be shown."""
+
+    ok: bool
+    error: str = ""
+    status: int | None = None
+    request: dict[str, Any] | None = None
+    response: Any = None
+    duration_ms: int | None = None
+
+
+def try_action(tenant: Tenant, actor: Any, action: Action, sample: str) -> TrialResult:
+    """Call the action with sample arguments (JSON text) through the guarded client. Built-ins
+    are only checked: nothing is saved or handed off from a test."""
+    try:
+        arguments = parse_arguments(sample[:16_000], action.parameters or {})
+    except SchemaProblem as exc:
+        outcome = TrialResult(False, f"The sample arguments do not fit the schema: {exc}")
+    else:
+        if action.kind == ActionKind.HTTP:
+            result = async_to_sync(endpoint.call)(action, arguments)
+            outcome = TrialResult(
+                result.ok,
+                result.error,
+                result.status,
+                result.request,
+                result.body,
+                result.duration_ms,
+            )
+        elif action.kind == ActionKind.SHOW_CARD:
+            card = clean_card(arguments)
+            outcome = TrialResult(card is not None, response=card)
+        else:
+            outcome = TrialResult(
+                True, response="The arguments fit; a test does not run built-ins."
+            )
+    audit.record(tenant, actor, "action.tested", target=action.name)
+    return outcome

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -16,15 +12,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from chatbot.bots.models import Bot
-from chatbot.conversations.export import _csv_safe
 from chatbot.tenants import audit
 from chatbot.tenants.permissions import manager_required, member_required
 
-from . import actions, endpoint
-from .cards import clean_card
+from . import actions, export
 from .forms import FIELD_TYPE_CHOICES, ActionForm
 from .models import Action, ActionKind, Contact
-from .schema import SchemaProblem, parse_arguments
 
 CONTACTS_PAGE = 200
 
@@ -105,10 +98,8 @@ def action_edit(request: HttpRequest, action_id: int) -> HttpResponse:
 def action_delete(request: HttpRequest, action_id: int) -> HttpResponse:
     tenant = _tenant(request)
     action = Action.objects.get_for_tenant_or_404(tenant, pk=action_id)
-    with transaction.atomic():
-        name = action.name
-        action.delete()
-        audit.record(tenant, request.user, "action.deleted", target=name)
+    name = action.name
+    actions.delete_action(tenant, request.user, action)
     messages.success(request, f"The action “{name}” was deleted.")
     return redirect("tools:list")
 
@@ -134,30 +125,18 @@ def action_test(request: HttpRequest, action_id: int) -> HttpResponse:
     tenant = _tenant(request)
     action = Action.objects.get_for_tenant_or_404(tenant, pk=action_id)
     sample = request.POST.get("arguments", "")[:16_000]
-    outcome: dict[str, Any] = {}
-    try:
-        arguments = parse_arguments(sample, action.parameters or {})
-    except SchemaProblem as exc:
-        outcome = {"ok": False, "error": f"The sample arguments do not fit the schema: {exc}"}
-    else:
-        if action.kind == ActionKind.HTTP:
-            result = async_to_sync(endpoint.call)(action, arguments)
-            outcome = {
-                "ok": result.ok,
-                "error": result.error,
-                "request": json.dumps(result.request, indent=2),
-                "status": result.status,
-                "response": json.dumps(result.body, indent=2, ensure_ascii=False)
-                if not isinstance(result.body, str)
-                else result.body,
-                "duration_ms": result.duration_ms,
-            }
-        elif action.kind == ActionKind.SHOW_CARD:
-            card = clean_card(arguments)
-            outcome = {"ok": card is not None, "response": json.dumps(card, indent=2)}
-        else:
-            outcome = {"ok": True, "response": "The arguments fit; a test does not run built-ins."}
-    audit.record(tenant, request.user, "action.tested", target=action.name)
+    result = actions.try_action(tenant, request.user, action, sample)
+    outcome: dict[str, Any] = {"ok": result.ok, "error": result.error}
+    if result.request is not None:
+        outcome["request"] = json.dumps(result.request, indent=2)
+        outcome["status"] = result.status
+        outcome["duration_ms"] = result.duration_ms
+    if result.response is not None or result.request is not None:
+        outcome["response"] = (
+            result.response
+            if isinstance(result.response, str)
+            else json.dumps(result.response, indent=2, ensure_ascii=False)
+        )
     form = ActionForm(instance=action, tenant=tenant, kind=action.kind)
     return _form_page(request, form, action, sample=sample, outcome=outcome)
 
@@ -178,35 +157,10 @@ def contact_list(request: HttpRequest) -> HttpResponse:
 @manager_required
 def contact_export(request: HttpRequest) -> StreamingHttpResponse:
     tenant = _tenant(request)
-    rows = (
-        Contact.objects.for_tenant(tenant)
-        .select_related("bot", "visitor")
-        .order_by("-created_at")
-        .iterator(chunk_size=500)
+    export.record_export(tenant, request.user, fmt="csv")
+    response = StreamingHttpResponse(
+        export.csv_chunks(export.contacts_for(tenant)), content_type="text/csv; charset=utf-8"
     )
-
-    def lines() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["created_at", "name", "email", "phone", "message", "bot", "visitor"])
-        for contact in rows:
-            writer.writerow(
-                [
-                    contact.created_at.isoformat(),
-                    *(
-                        _csv_safe(value)
-                        for value in (contact.name, contact.email, contact.phone, contact.message)
-                    ),
-                    contact.bot.name if contact.bot else "",
-                    contact.visitor.public_id if contact.visitor else "",
-                ]
-            )
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-
-    audit.record(tenant, request.user, "contacts.exported")
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="contacts.csv"'
     return response
 

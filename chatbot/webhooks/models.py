@@ -18,6 +18,7 @@ EVENTS = (
     "feedback.received",
     "source.synced",
     "source.failed",
+    "contact.created",
 )
 
 

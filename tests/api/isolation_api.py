@@ -15,6 +15,9 @@ from chatbot.knowledge.models import Source, SourceKind
 from chatbot.lib import ids
 from chatbot.tenants import actions as tenant_actions
 from chatbot.tenants.models import Invitation, Membership, Role
+from chatbot.tools import actions as tool_actions
+from chatbot.tools.endpoint import store_headers
+from chatbot.tools.models import Action, ActionCall, CallStatus, Contact
 from tests.isolation_routes import IdRouteCase, World, register_id_route
 
 
@@ -146,7 +149,8 @@ def canned_response(world: World) -> IdRouteCase:
     return IdRouteCase(
         kwargs={"canned_id": ids.encode("cnd", canned.pk)},
         state=_snapshot(CannedResponse.objects.filter(tenant=world.acme)),
-        methods=("delete",),
+        data={"shortcut": "hijacked", "text": "hijacked"},
+        methods=("patch", "delete"),
     )
 
 
@@ -187,4 +191,66 @@ def invitation(world: World) -> IdRouteCase:
         kwargs={"invitation_id": ids.encode("inv", invited.pk)},
         state=_snapshot(Invitation.objects.filter(tenant=world.acme)),
         methods=("delete",),
+    )
+
+
+def _action_case(world: World, methods: tuple[str, ...], **data: Any) -> IdRouteCase:
+    action = Action(
+        tenant=world.acme,
+        name="find_order",
+        title="Looking up your order",
+        description="Acme's orders",
+        url="https://93.184.215.14/orders/{order_id}",
+        method="GET",
+    )
+    store_headers(action, {"Authorization": "Bearer acme-secret"})
+    action.save()
+    action.bots.add(_bot(world))
+    return IdRouteCase(
+        kwargs={"action_id": ids.encode("act", action.pk)},
+        state=_snapshot(
+            Action.objects.filter(tenant=world.acme),
+            Action.bots.through.objects.filter(action__tenant=world.acme),
+        ),
+        data=data,
+        methods=methods,
+    )
+
+
+@register_id_route("api:v1:action")
+def action(world: World) -> IdRouteCase:
+    return _action_case(world, ("get", "patch", "delete"), name="hijacked", headers={})
+
+
+@register_id_route("api:v1:action_test")
+def action_test(world: World) -> IdRouteCase:
+    # A built-in would answer without calling anything; an HTTP one must not even be tried.
+    return _action_case(world, ("post",), arguments={"order_id": "A1"})
+
+
+@register_id_route("api:v1:conversation_action_calls")
+def conversation_action_calls(world: World) -> IdRouteCase:
+    conversation = _conversation(world)
+    ActionCall.objects.create(
+        conversation=conversation,
+        name="find_order",
+        kind="http",
+        arguments={"order_id": "A17"},
+        status=CallStatus.DONE,
+    )
+    return IdRouteCase(
+        kwargs={"conversation_id": conversation.public_id},
+        state=_snapshot(ActionCall.objects.filter(conversation__bot__tenant=world.acme)),
+        methods=("get",),
+    )
+
+
+@register_id_route("api:v1:contact")
+def contact(world: World) -> IdRouteCase:
+    conversation = _conversation(world)
+    lead = tool_actions.capture_lead(conversation.pk, {"name": "Vera", "email": "vera@acme.test"})
+    return IdRouteCase(
+        kwargs={"contact_id": ids.encode("ctc", lead.pk)},
+        state=_snapshot(Contact.objects.filter(tenant=world.acme)),
+        methods=("get", "delete"),
     )

@@ -3,8 +3,8 @@ malformed bodies, parameters and ids, answers 4xx and never 5xx, with the docume
 content type and a body that matches the schema.
 
 Runs in-process through Django's WSGI handler (no server, no port), as Acme's owner with a
-read-write key over a small world (a bot, a conversation, a source) so that some generated
-requests reach real rows. Examples are bounded to keep make test fast.
+read-write key over a small world (a bot, a conversation, a source, an action, a contact) so
+that some generated requests reach real rows. Examples are bounded to keep make test fast.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from chatbot.conversations.models import Visitor
 from chatbot.knowledge.models import Source, SourceKind
 from chatbot.tenants import actions
 from chatbot.tenants.models import Membership, Tenant, User
+from chatbot.tools import actions as tool_actions
+from chatbot.tools.models import Action, ActionKind
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application())
 EXAMPLES = 10
@@ -55,8 +57,16 @@ def _keep_the_test_connection() -> Any:
 def key(_keep_the_test_connection: None, acme: Tenant, alice: User) -> str:
     bot = Bot.objects.create(tenant=acme, name="Helper")
     visitor = Visitor.objects.create(bot=bot)
-    conversation_actions.receive_visitor_message(visitor, None, client_id="c1", text="Hello")
+    received = conversation_actions.receive_visitor_message(
+        visitor, None, client_id="c1", text="Hello"
+    )
     Source.objects.create(bot=bot, kind=SourceKind.TEXT, title="Returns", body="30 days")
+    # Lists of actions, calls and contacts answer real rows (a built-in: a test calls nothing).
+    action = Action.objects.create(
+        tenant=acme, kind=ActionKind.SHOW_CARD, name="show_card", title="Card", description="d"
+    )
+    action.bots.add(bot)
+    tool_actions.capture_lead(received.conversation.pk, {"name": "Ann", "email": "a@example.com"})
     _key, secret = actions.create_api_key(Membership.objects.get(user=alice), "fuzz", "read_write")
     return secret
 

@@ -214,6 +214,40 @@ def test_agent_actions_raise_their_events(
     ]
 
 
+def test_a_captured_lead_is_announced_as_contact_created(
+    bot: Bot, alice: User, api_for: ApiFor, receiver: Receiver
+) -> None:
+    from chatbot.lib import ids
+    from chatbot.tools import actions as tool_actions
+
+    _id, secret = _register(alice, api_for, receiver.url, ["contact.created"])
+    visitor = Visitor.objects.create(bot=bot)
+    received = conversation_actions.receive_visitor_message(
+        visitor, None, client_id="c1", text="Call me back"
+    )
+    contact = tool_actions.capture_lead(
+        received.conversation.pk, {"name": "Ann", "email": "ann@example.com"}
+    )
+    [delivered] = receiver.received
+    assert signing.verify(secret, delivered.body, delivered.headers["Parley-Signature"])
+    event = json.loads(delivered.body)
+    assert event["type"] == "contact.created"
+    assert event["data"]["contact"] == {
+        "id": ids.encode("ctc", contact.pk),
+        "bot": ids.encode("bot", bot.pk),
+        "visitor": visitor.public_id,
+        "conversation": received.conversation.public_id,
+        "name": "Ann",
+        "email": "ann@example.com",
+        "phone": "",
+        "message": "",
+        "created_at": contact.created_at.isoformat(),
+    }
+    # The API reads the same contact under the same id.
+    read = api_for(alice).get(f"/api/v1/contacts/{event['data']['contact']['id']}").json()
+    assert read["email"] == "ann@example.com"
+
+
 def test_without_endpoints_a_message_costs_no_webhook_query(bot: Bot) -> None:
     visitor = Visitor.objects.create(bot=bot)
     conversation_actions.receive_visitor_message(visitor, None, client_id="c0", text="warm")
