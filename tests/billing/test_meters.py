@@ -88,6 +88,20 @@ def test_home_shows_the_months_usage_against_the_plan(
     assert "5 of 10 (50%)" in usage and "1.50 MB of 2 MB (75%)" in usage
 
 
+def test_the_meters_cost_home_three_queries(starter: Plan, acme: Tenant) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chatbot.billing.usage import tenant_usage
+
+    # Home passes the bots and members it counted already.
+    with CaptureQueriesContext(connection) as captured:
+        usage = tenant_usage(acme, bots=1, seats=2)
+    # The account with its plan, the pending invitations, the knowledge size.
+    assert len(captured.captured_queries) == 3
+    assert [m.used for m in usage.meters] == [0, 0, 1, 2, 1536 * 1024]
+
+
 def test_at_80_and_100_percent_the_meter_says_so_and_what_to_do(
     starter: Plan, acme: Tenant, alice: User, client_for: Any, settings: Any
 ) -> None:
