@@ -11,10 +11,10 @@ then times:
 - one GET of the analytics page, the dashboard's home (usage meter) and the usage page
   (rendering included).
 
-    .venv/bin/python bench/analytics/run.py [--messages 1000000] [--days 90] [--reuse]
+    .venv/bin/python bench/analytics/run.py [--messages 1000000] [--days 90] [--reuse] [--var-dir D]
 
-`--reuse` keeps the data a previous run left in BENCH_DATABASE_URL (PostgreSQL only) and
-times the roll-ups and pages again without generating.
+`--reuse` keeps the data a previous run left (in BENCH_DATABASE_URL, or SQLite in the
+`--var-dir` it was given) and times the roll-ups and pages again without generating.
 
 Generation is bounded: rows go in with executemany-sized bulk inserts, no actions.
 """
@@ -36,9 +36,10 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--messages", type=int, default=1_000_000)
 parser.add_argument("--days", type=int, default=90)
 parser.add_argument("--reuse", action="store_true")
+parser.add_argument("--var-dir", help="keep the SQLite database here (for --reuse)")
 args = parser.parse_args()
 
-scratch = tempfile.mkdtemp(prefix="parley-bench-analytics-")
+scratch = args.var_dir or tempfile.mkdtemp(prefix="parley-bench-analytics-")
 os.environ["PARLEY_VAR_DIR"] = scratch
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
 os.environ.setdefault("PARLEY_TESTING", "1")  # plain static files, no manifest to build
@@ -163,7 +164,7 @@ def generate(tenant: Tenant, bots: list[Bot], total: int, days: int) -> None:
 def main() -> None:
     print(f"database: {django.db.connection.vendor}; scratch: {scratch}")
     call_command("migrate", verbosity=0)
-    reuse = args.reuse and django.db.connection.vendor == "postgresql"
+    reuse = args.reuse
     if reuse:
         tenant = Tenant.objects.get(slug="bench")
         owner = User.objects.get(email="owner@bench.test")
