@@ -119,13 +119,11 @@ def tenant_usage(tenant: Tenant, *, bots: int | None = None, seats: int | None =
         bots = Bot.objects.for_tenant(tenant).count()
     if seats is None:
         seats = Membership.objects.for_tenant(tenant).count()
-    pending = 0
-    if plan is not None and plan.max_seats is not None:
-        pending = (
-            Invitation.objects.for_tenant(tenant)
-            .filter(accepted_at__isnull=True, expires_at__gt=timezone.now())
-            .count()
-        )
+    pending = (
+        Invitation.objects.for_tenant(tenant)
+        .filter(accepted_at__isnull=True, expires_at__gt=timezone.now())
+        .count()
+    )
     knowledge = actions.knowledge_bytes(tenant)
     knowledge_limit = (
         None if plan is None or plan.max_knowledge_mb is None else plan.max_knowledge_mb * MEGABYTE

@@ -15,6 +15,7 @@ from chatbot.billing.models import Plan
 from chatbot.bots.actions import create_bot
 from chatbot.knowledge import actions as knowledge
 from chatbot.knowledge.models import Document
+from chatbot.tenants.actions import invite_member
 from chatbot.tenants.models import Tenant, User
 
 pytestmark = pytest.mark.django_db
@@ -78,6 +79,10 @@ def test_home_shows_the_months_usage_against_the_plan(
     assert "Model tokens this month 250 of 1,000 (25%)" in _text(_row(page, "tokens"))
     assert "Bots 1 of 2 (50%)" in _text(_row(page, "bots"))
     assert "Members and pending invitations 2 of 5 (40%)" in _text(_row(page, "seats"))
+    # A pending invitation takes a seat, as the plan's check counts it.
+    invite_member(alice.memberships.get(), "dora@acme.test", "agent")
+    page = client_for(alice).get("/dashboard/").content.decode()
+    assert "Members and pending invitations 3 of 5 (60%)" in _text(_row(page, "seats"))
     assert "Knowledge (text kept) 1.50 MB of 2 MB (75%)" in _text(_row(page, "knowledge"))
     assert "meter-near" not in page and "meter-full" not in page
     assert "Nearly used up" not in page and "Limit reached" not in page
