@@ -153,3 +153,12 @@ def test_without_a_plan_the_meters_show_use_without_limits(
 def test_agents_do_not_see_the_meters(starter: Plan, charlie: User, client_for: Any) -> None:
     page = client_for(charlie).get("/dashboard/").content.decode()
     assert "Usage this month" not in page and "<meter" not in page
+
+
+def test_a_suspended_workspace_is_told_on_home(
+    starter: Plan, acme: Tenant, alice: User, client_for: Any
+) -> None:
+    billing.suspend(acme, None, "Unpaid invoice")
+    page = client_for(alice).get("/dashboard/").content.decode()
+    assert 'aria-labelledby="h-usage" role="alert"' in page
+    assert "The workspace is suspended by the platform&#39;s operator" in page
