@@ -10,6 +10,7 @@ from typing import Any
 from markupsafe import Markup
 
 from chatbot.tenants.models import Tenant
+from chatbot.tools.models import Action
 
 from . import charts
 from .models import (
@@ -215,11 +216,8 @@ def _actions(tenant: Tenant, scope: dict[str, Any]) -> Chart | None:
         )
         for name in entry:
             entry[name] += getattr(row, name)
-    if not grouped:
-        from chatbot.tools.models import Action
-
-        if not Action.objects.for_tenant(tenant).exists():
-            return None
+    if not grouped and not Action.objects.for_tenant(tenant).exists():
+        return None
     ordered = sorted(grouped.items(), key=lambda item: (-item[1]["calls"], item[0]))
     rows: list[list[Any]] = [
         [
