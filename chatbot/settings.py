@@ -446,6 +446,10 @@ EMAIL_URL = env_url("EMAIL_URL", "", schemes=("smtp", "smtps"), secret=True)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
 WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Parley <no-reply@parley.localhost>")
+# Where a tenant asks for a larger plan (the usage meters link to it at 80% and 100%).
+PLAN_CONTACT_URL = env_str("PLAN_CONTACT_URL", "")
+if PLAN_CONTACT_URL and not PLAN_CONTACT_URL.startswith(("https://", "http://", "mailto:")):
+    raise ImproperlyConfigured("PLAN_CONTACT_URL must be an http(s):// or mailto: address.")
 if EMAIL_URL:
     _email = urlsplit(EMAIL_URL)
     MAILERS = {

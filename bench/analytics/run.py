@@ -3,13 +3,18 @@
 Builds a scratch database (SQLite in a temporary PARLEY_VAR_DIR, or the PostgreSQL database
 named by BENCH_DATABASE_URL, which it empties first), writes --messages messages over --days
 days for one tenant with three bots (a visitor message, then a reply with tokens, timing and
-sometimes feedback or a handoff), then times:
+sometimes feedback; one conversation in five calls an action: done, failed or declined),
+then times:
 
 - the roll-up of one day and of every day (what the Celery task does),
 - the report over 30 and 90 days (`report.build`, what the page computes),
-- one GET of the analytics page (rendering included).
+- one GET of the analytics page, the dashboard's home (usage meter) and the usage page
+  (rendering included).
 
-    .venv/bin/python bench/analytics/run.py [--messages 1000000] [--days 90]
+    .venv/bin/python bench/analytics/run.py [--messages 1000000] [--days 90] [--reuse] [--var-dir D]
+
+`--reuse` keeps the data a previous run left (in BENCH_DATABASE_URL, or SQLite in the
+`--var-dir` it was given) and times the roll-ups and pages again without generating.
 
 Generation is bounded: rows go in with executemany-sized bulk inserts, no actions.
 """
@@ -30,9 +35,11 @@ sys.path.insert(0, str(ROOT))
 parser = argparse.ArgumentParser()
 parser.add_argument("--messages", type=int, default=1_000_000)
 parser.add_argument("--days", type=int, default=90)
+parser.add_argument("--reuse", action="store_true")
+parser.add_argument("--var-dir", help="keep the SQLite database here (for --reuse)")
 args = parser.parse_args()
 
-scratch = tempfile.mkdtemp(prefix="parley-bench-analytics-")
+scratch = args.var_dir or tempfile.mkdtemp(prefix="parley-bench-analytics-")
 os.environ["PARLEY_VAR_DIR"] = scratch
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot.settings")
 os.environ.setdefault("PARLEY_TESTING", "1")  # plain static files, no manifest to build
@@ -53,7 +60,9 @@ from chatbot.analytics import report, rollup  # noqa: E402
 from chatbot.bots.models import Bot  # noqa: E402
 from chatbot.conversations.models import Conversation, Message, Visitor  # noqa: E402
 from chatbot.tenants.models import Membership, Role, Tenant, User  # noqa: E402
+from chatbot.tools.models import ActionCall  # noqa: E402
 
+ACTIONS = [("find_order", 0.9), ("book_visit", 0.7), ("capture_lead", 0.97)]
 QUESTIONS = [
     "What are your opening hours?",
     "Do you ship to Canada?",
@@ -116,6 +125,21 @@ def generate(tenant: Tenant, bots: list[Bot], total: int, days: int) -> None:
                     )
                 )
         Message.objects.bulk_create(rows, batch_size=5000)
+        calls = []
+        for conversation in convs[::5]:
+            name, success = rng.choice(ACTIONS)
+            roll = rng.random()
+            status = "done" if roll < success else "declined" if roll > 0.98 else "failed"
+            calls.append(
+                ActionCall(
+                    conversation=conversation,
+                    name=name,
+                    kind="http",
+                    status=status,
+                    duration_ms=None if status == "declined" else rng.randint(40, 3000),
+                )
+            )
+        ActionCall.objects.bulk_create(calls, batch_size=5000)
         made += count
     # created_at is auto_now_add (bulk_create sets it to now): spread the rows over the
     # period, one UPDATE per day, each day's messages at one hour of that day.
@@ -132,22 +156,36 @@ def generate(tenant: Tenant, bots: list[Bot], total: int, days: int) -> None:
         Conversation.objects.filter(pk__gte=first_conv, pk__lte=last_conv).update(
             created_at=moment, updated_at=moment
         )
+        ActionCall.objects.filter(
+            conversation_id__gte=first_conv, conversation_id__lte=last_conv
+        ).update(created_at=moment)
 
 
 def main() -> None:
     print(f"database: {django.db.connection.vendor}; scratch: {scratch}")
     call_command("migrate", verbosity=0)
+    reuse = args.reuse
+    if reuse:
+        tenant = Tenant.objects.get(slug="bench")
+        owner = User.objects.get(email="owner@bench.test")
+    else:
+        if django.db.connection.vendor == "postgresql":
+            Tenant.objects.all().delete()
+            User.objects.filter(email="owner@bench.test").delete()
+        tenant = Tenant.objects.create(name="Bench", slug="bench")
+        owner = User.objects.create_user("owner@bench.test", "pw")
+        Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
+        bots = [Bot.objects.create(tenant=tenant, name=f"Bot {n}") for n in range(3)]
+        timed(
+            f"generate {args.messages:,} messages over {args.days} days",
+            lambda: generate(tenant, bots, args.messages, args.days),
+        )
     if django.db.connection.vendor == "postgresql":
-        Tenant.objects.all().delete()
-    tenant = Tenant.objects.create(name="Bench", slug="bench")
-    owner = User.objects.create_user("owner@bench.test", "pw")
-    Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
-    bots = [Bot.objects.create(tenant=tenant, name=f"Bot {n}") for n in range(3)]
-    timed(
-        f"generate {args.messages:,} messages over {args.days} days",
-        lambda: generate(tenant, bots, args.messages, args.days),
-    )
-    print(f"messages: {Message.objects.count():,}")
+        # What autovacuum does after a bulk load; without fresh statistics the planner
+        # misjudges the rows per tenant (Home's failed-replies query: 700 ms instead of 13).
+        with django.db.connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    print(f"messages: {Message.objects.count():,}; action calls: {ActionCall.objects.count():,}")
     today = rollup.day_bounds(tenant, datetime.now(UTC).date())[0].date()
     busiest = today - timedelta(days=args.days // 2)
     timed("roll-up of one day", lambda: rollup.roll_up(tenant, busiest))
@@ -162,8 +200,9 @@ def main() -> None:
         )
     client = Client(HTTP_HOST="localhost")
     client.force_login(owner, backend="django.contrib.auth.backends.ModelBackend")
-    assert client.get("/analytics/?days=90").status_code == 200  # warms the templates
-    timed("GET /analytics/?days=90", lambda: client.get("/analytics/?days=90"))
+    for url in ("/analytics/?days=90", "/dashboard/", "/usage/"):
+        assert client.get(url).status_code == 200  # warms the templates
+        timed(f"GET {url}", lambda url=url: client.get(url))
 
 
 if __name__ == "__main__":

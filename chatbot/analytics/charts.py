@@ -109,3 +109,41 @@ def line_chart(
         for name, values in series
     )
     return _frame(chart_id, title, summary + ".", body)
+
+
+def stacked_bar_chart(
+    chart_id: str,
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float]]],
+) -> Markup:
+    """One bar per label, its parts stacked (at most three series: `.chart-k0`..`k2`)."""
+    totals = [sum(values[i] for _, values in series) for i in range(len(labels))]
+    top = _nice_max(max(totals, default=0))
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    body = _axes(top, labels)
+    slot = plot_w / max(1, len(labels))
+    for index, label in enumerate(labels):
+        base = 0.0
+        x = LEFT + slot * index + slot * 0.15
+        for number, (name, values) in enumerate(series):
+            value = values[index]
+            if not value:
+                continue
+            height = plot_h * value / top
+            y = TOP + plot_h - plot_h * base / top - height
+            body.append(
+                f'<rect class="chart-stack chart-k{number}" x="{x:.1f}" y="{y:.1f}" '
+                f'width="{slot * 0.7:.1f}" height="{height:.1f}">'
+                f"<title>{escape(label)}, {escape(name)}: {escape(_number(value))}</title></rect>"
+            )
+            base += value
+    for number, (name, _) in enumerate(series):
+        legend_x = LEFT + 8 + number * 180
+        body.append(
+            f'<rect class="chart-stack chart-k{number}" x="{legend_x}" y="{TOP}" width="10" '
+            f'height="10"/><text class="chart-label" x="{legend_x + 14}" y="{TOP + 9}">'
+            f"{escape(name)}</text>"
+        )
+    summary = "; ".join(f"{name}: total {_number(sum(values))}" for name, values in series)
+    return _frame(chart_id, title, f"{len(labels)} bars. {summary}.", body)

@@ -1,6 +1,8 @@
 """Daily roll-ups, one set per tenant and day (the tenant's time zone), rebuilt whole.
 
 Pages read only these rows, so a report costs the same at a million messages as at ten.
+BotDay, EndpointDay and QuestionDay come from the messages, ActionDay from the recorded
+calls of the bots' actions (chatbot.tools' ActionCall).
 `rollup.roll_up(tenant, day)` deletes and rewrites a day's rows in one transaction: running
 it twice, or on two workers, gives the same rows.
 """
@@ -100,3 +102,34 @@ class QuestionDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot_id} {self.day} {self.key}"
+
+
+class ActionDay(models.Model):
+    """Calls of one action (by the name the model called) in one bot's conversations that
+    day: how many, how they ended, and how long the finished ones took. `declined` is the
+    visitor saying no to a confirmation (not a failure); calls still awaiting, confirmed or
+    running at roll-up time are in `calls` only."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    name = models.CharField(max_length=48)
+    kind = models.CharField(max_length=20, blank=True)
+    calls = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    declined = models.PositiveIntegerField(default=0)
+    # Sum and count of the recorded durations (mean = duration_ms / timed, over any period).
+    duration_ms = models.PositiveBigIntegerField(default=0)
+    timed = models.PositiveIntegerField(default=0)
+
+    objects = TenantScopedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bot", "day", "name"], name="action_day_unique")
+        ]
+        indexes = [models.Index(fields=["tenant", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.day} {self.name}"

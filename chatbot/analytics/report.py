@@ -10,9 +10,17 @@ from typing import Any
 from markupsafe import Markup
 
 from chatbot.tenants.models import Tenant
+from chatbot.tools.models import Action
 
 from . import charts
-from .models import LATENCY_EDGES_MS, WAIT_EDGES_S, BotDay, EndpointDay, QuestionDay
+from .models import (
+    LATENCY_EDGES_MS,
+    WAIT_EDGES_S,
+    ActionDay,
+    BotDay,
+    EndpointDay,
+    QuestionDay,
+)
 
 
 @dataclass
@@ -149,8 +157,12 @@ def build(tenant: Tenant, start: date, end: date, bot_id: int | None = None) -> 
         "feedback_score": _rate(totals["feedback_up"], feedback_total),
         "refused": totals["refused"],
     }
+    chart_list = [volume, outcome, busiest, token_chart]
+    action_chart = _actions(tenant, scope)
+    if action_chart is not None:
+        chart_list.append(action_chart)
     return {
-        "charts": [volume, outcome, busiest, token_chart],
+        "charts": chart_list,
         "endpoints": endpoints,
         "headline": headline,
         "questions": _questions(tenant, scope),
@@ -191,6 +203,62 @@ def _endpoints(
         endpoints.append(entry)
     tokens = [[e["endpoint"], e["model"], e["tokens_in"], e["tokens_out"]] for e in endpoints]
     return endpoints, tokens
+
+
+def _actions(tenant: Tenant, scope: dict[str, Any]) -> Chart | None:
+    """Calls per action with their outcome, success rate and mean duration; None (no chart)
+    while the workspace has no actions and none were called in the period."""
+    grouped: dict[str, dict[str, int]] = {}
+    for row in ActionDay.objects.for_tenant(tenant).filter(**scope).iterator():
+        entry = grouped.setdefault(
+            row.name,
+            {"calls": 0, "succeeded": 0, "failed": 0, "declined": 0, "duration_ms": 0, "timed": 0},
+        )
+        for name in entry:
+            entry[name] += getattr(row, name)
+    if not grouped and not Action.objects.for_tenant(tenant).exists():
+        return None
+    ordered = sorted(grouped.items(), key=lambda item: (-item[1]["calls"], item[0]))
+    rows: list[list[Any]] = [
+        [
+            name,
+            e["calls"],
+            e["succeeded"],
+            e["failed"],
+            e["declined"],
+            # Of the calls that ran to an end: a declined or still-running call is neither.
+            _rate(e["succeeded"], e["succeeded"] + e["failed"]),
+            round(e["duration_ms"] / e["timed"]) if e["timed"] else "—",
+        ]
+        for name, e in ordered
+    ]
+    return Chart(
+        "actions",
+        "Actions called and their success",
+        [
+            "Action",
+            "Calls",
+            "Succeeded",
+            "Failed",
+            "Declined by the visitor",
+            "Success rate",
+            "Mean duration (ms)",
+        ],
+        rows,
+        charts.stacked_bar_chart(
+            "actions",
+            "Actions called and their success",
+            [name for name, _ in ordered],
+            [
+                ("Succeeded", [float(e["succeeded"]) for _, e in ordered]),
+                ("Failed", [float(e["failed"]) for _, e in ordered]),
+                (
+                    "Other (declined, not finished)",
+                    [float(e["calls"] - e["succeeded"] - e["failed"]) for _, e in ordered],
+                ),
+            ],
+        ),
+    )
 
 
 def _questions(tenant: Tenant, scope: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

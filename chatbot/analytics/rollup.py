@@ -1,8 +1,9 @@
 """Build a tenant's roll-up rows for one day from the raw messages (idempotent).
 
 One ordered pass over the day's messages (streamed, `iterator()`), plus one aggregate over
-the conversations started that day: the same Python code on SQLite and PostgreSQL, so the
-numbers agree on both. Days are the tenant's calendar days (Tenant.timezone).
+the conversations started that day and one over the actions called that day: the same code
+on SQLite and PostgreSQL, so the numbers agree on both. Days are the tenant's calendar days
+(Tenant.timezone).
 """
 
 from __future__ import annotations
@@ -16,15 +17,23 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 
 from chatbot.billing.meter import REFUSAL_CODES
 from chatbot.billing.models import StorageDay
 from chatbot.conversations.models import Conversation, Message, MessageStatus, Role, Status
 from chatbot.knowledge.analysis import STOPWORDS as _SEARCH_STOPWORDS
 from chatbot.tenants.models import Tenant
+from chatbot.tools.models import ActionCall, CallStatus
 
-from .models import LATENCY_EDGES_MS, WAIT_EDGES_S, BotDay, EndpointDay, QuestionDay
+from .models import (
+    LATENCY_EDGES_MS,
+    WAIT_EDGES_S,
+    ActionDay,
+    BotDay,
+    EndpointDay,
+    QuestionDay,
+)
 
 TOP_QUESTIONS_PER_DAY = 50
 # Knowledge search's stop words of every language it knows, plus greetings: "hi, what are your
@@ -102,8 +111,48 @@ def _conversation_facts(tenant: Tenant, start: datetime, end: datetime) -> list[
     return list(facts)
 
 
+def _action_days(tenant: Tenant, day: date, start: datetime, end: datetime) -> list[ActionDay]:
+    """The day's action calls (by the time the model asked for them) per bot and action name:
+    one aggregate. The name is the one recorded with the call, so a deleted or renamed
+    action keeps its history."""
+    durations = Q(duration_ms__isnull=False, status__in=[CallStatus.DONE, CallStatus.FAILED])
+    grouped: Any = (
+        ActionCall.objects.filter(
+            conversation__bot__tenant=tenant, created_at__gte=start, created_at__lt=end
+        )
+        .order_by()
+        .values("conversation__bot_id", "name")
+        .annotate(
+            kind=Max("kind"),
+            calls=Count("pk"),
+            succeeded=Count("pk", filter=Q(status=CallStatus.DONE)),
+            failed=Count("pk", filter=Q(status=CallStatus.FAILED)),
+            declined=Count("pk", filter=Q(status=CallStatus.DECLINED)),
+            duration=Sum("duration_ms", filter=durations),
+            timed=Count("pk", filter=durations),
+        )
+    )
+    return [
+        ActionDay(
+            tenant=tenant,
+            bot_id=row["conversation__bot_id"],
+            day=day,
+            name=row["name"],
+            kind=row["kind"] or "",
+            calls=row["calls"],
+            succeeded=row["succeeded"],
+            failed=row["failed"],
+            declined=row["declined"],
+            duration_ms=int(row["duration"] or 0),
+            timed=row["timed"],
+        )
+        for row in grouped
+    ]
+
+
 def roll_up(tenant: Tenant, day: date) -> None:
-    """Rewrite the tenant's BotDay, EndpointDay, QuestionDay and StorageDay rows for `day`."""
+    """Rewrite the tenant's BotDay, EndpointDay, QuestionDay, ActionDay and StorageDay rows
+    for `day`."""
     start, end = day_bounds(tenant, day)
     zone = start.tzinfo
     bots: dict[int, _Bot] = defaultdict(_Bot)
@@ -216,11 +265,13 @@ def roll_up(tenant: Tenant, day: date) -> None:
                 summary["wait"][bucket(WAIT_EDGES_S, wait)] += 1
         elif facts["answered"]:
             summary["resolved"] += 1
+    action_days = _action_days(tenant, day, start, end)
 
     with transaction.atomic():
         BotDay.objects.filter(tenant=tenant, day=day).delete()
         EndpointDay.objects.filter(tenant=tenant, day=day).delete()
         QuestionDay.objects.filter(tenant=tenant, day=day).delete()
+        ActionDay.objects.filter(tenant=tenant, day=day).delete()
         BotDay.objects.bulk_create(
             BotDay(
                 tenant=tenant,
@@ -272,6 +323,7 @@ def roll_up(tenant: Tenant, day: date) -> None:
             for bot_id, counted in questions.items()
             for key, count in _top(counted, unanswered[bot_id])
         )
+        ActionDay.objects.bulk_create(action_days)
         _storage(tenant, day)
 
 

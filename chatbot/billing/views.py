@@ -1,4 +1,5 @@
-"""The tenant's usage meter (dashboard) and the operator console (staff only, /operator/).
+"""The tenant's Usage page (its meters: usage.py) and the operator console (staff only,
+/operator/).
 
 The console is apart from tenant dashboards: it needs `is_staff`, shows every tenant, and
 answers 404 to anyone else (a member does not learn it exists). Every change made from it
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Max
@@ -24,6 +26,7 @@ from chatbot.tenants.permissions import DASHBOARD_CSP, manager_required
 
 from . import actions, meter
 from .models import Account, Plan, StorageDay
+from .usage import tenant_usage
 
 
 def _meter_rows(account: Account, used: tuple[int, int]) -> list[dict[str, Any]]:
@@ -38,38 +41,20 @@ def _meter_rows(account: Account, used: tuple[int, int]) -> list[dict[str, Any]]
     return rows
 
 
-def usage_summary(tenant: Tenant) -> dict[str, Any]:
-    account = actions.account_for(tenant)
-    used = meter.usage_now(tenant.pk)
-    rows = _meter_rows(account, used)
-    reason = ""
-    if account.suspended:
-        reason = "The workspace is suspended by the platform's operator: widgets are unavailable."
-    elif any(r["limit"] is not None and r["used"] >= r["limit"] for r in rows):
-        reason = (
-            "The plan's monthly limit is reached: the bots no longer answer visitors (they are "
-            "told they can ask for a person) until next month or a larger plan. Agents can "
-            "still chat."
-        )
-    return {"account": account, "rows": rows, "reason": reason}
-
-
 @manager_required
 def usage(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
-    from chatbot.bots.models import Bot
-    from chatbot.tenants.models import Membership
-
     storage = StorageDay.objects.for_tenant(tenant).order_by("-day").first()
+    summary = tenant_usage(tenant)
     return render(
         request,
         "billing/usage.html",
         {
-            **usage_summary(tenant),
-            "bots": Bot.objects.for_tenant(tenant).count(),
-            "seats": Membership.objects.for_tenant(tenant).count(),
-            "knowledge_mb": actions.knowledge_bytes(tenant) / (1024 * 1024),
+            "usage": summary,
+            "account": summary.account,
+            "reason": summary.reason,
             "storage": storage,
+            "plan_contact_url": settings.PLAN_CONTACT_URL,
         },
     )
 

@@ -19,6 +19,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from chatbot.billing.usage import tenant_usage
 from chatbot.bots.models import Bot
 from chatbot.installs.actions import tenant_has_sightings
 from chatbot.knowledge.models import Source
@@ -45,6 +46,12 @@ def home(request: HttpRequest) -> HttpResponse:
     membership = request.membership  # type: ignore[attr-defined]
     bots = list(Bot.objects.for_tenant(tenant).order_by("name")[:20])
     members = Membership.objects.for_tenant(tenant).count()
+    # The plan's meters, for those who can act on them (the Usage page is theirs too).
+    usage = (
+        tenant_usage(tenant, bots=len(bots) if len(bots) < 20 else None, seats=members)
+        if membership.can_manage
+        else None
+    )
     first_bot = reverse("bots:edit", kwargs={"bot_id": bots[0].pk}) if bots else None
     # Next steps for a new workspace, each ticked from what the workspace really has.
     steps = [
@@ -87,6 +94,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "inbox_url": _url_or_none("conversations:list"),
             "model_alerts": model_alerts(tenant, bots),
             "can_manage": membership.can_manage,
+            "usage": usage,
         },
     )
 

@@ -119,7 +119,11 @@ class ActionCall(models.Model):
     objects = TenantScopedManager("conversation__bot__tenant")
 
     class Meta:
-        indexes = [models.Index(fields=["conversation", "created_at"])]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"]),
+            # The analytics roll-up reads one day's calls of a tenant (ActionDay).
+            models.Index(fields=["created_at"], name="action_call_created_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"

@@ -15,7 +15,7 @@ from chatbot.bots.models import Bot
 from chatbot.tenants.models import User
 from tests.fixtures.servers import LiveServer
 
-from .test_rollup import _traffic
+from .test_rollup import _action_traffic, _traffic
 
 pytestmark = [pytest.mark.browser]
 
@@ -43,6 +43,7 @@ def test_the_charts_render_readably_and_accessibly(
 
     bot = Bot.objects.create(tenant=alice.memberships.get().tenant, name="Acme help")
     _traffic(bot, charlie)
+    _action_traffic(bot)
     rollup.roll_up(bot.tenant, today_for(bot.tenant))
 
     for scheme, viewport in (("light", (1200, 900)), ("dark", (390, 800))):
@@ -57,7 +58,7 @@ def test_the_charts_render_readably_and_accessibly(
             _log_in(page, asgi_server.url)
             page.goto(asgi_server.url + "/analytics/?days=7")
             charts = page.locator("svg.chart")
-            assert charts.count() == 4
+            assert charts.count() == 5  # with the actions' stacked bars
             first = charts.first
             box = first.bounding_box()
             assert box is not None and box["width"] > 200 and box["height"] > 60

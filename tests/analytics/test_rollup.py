@@ -11,12 +11,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chatbot.analytics import rollup
-from chatbot.analytics.models import BotDay, EndpointDay, QuestionDay
+from chatbot.analytics.models import ActionDay, BotDay, EndpointDay, QuestionDay
 from chatbot.analytics.tasks import roll_up_recent, today_for
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions, takeover
 from chatbot.conversations.models import Message, Role
 from chatbot.tenants.models import Tenant, User
+from chatbot.tools import actions as tools
+from chatbot.tools.models import ActionCall, ActionKind, CallStatus
+from tests.tools.conftest import make_action
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +119,88 @@ def test_the_roll_up_matches_the_raw_messages_and_is_idempotent(
     assert questions["mars ship"].unanswered == 1  # no knowledge, thumbs down
     assert questions["order refund"].unanswered == 1  # failed, then a person
     assert BotDay.objects.count() == 1
+
+
+def _action_traffic(bot: Bot) -> None:
+    """Calls of two actions in one conversation, ending every way a call can end."""
+    make_action(bot.tenant, bot, "https://shop.acme.test/orders/{order_id}")
+    make_action(bot.tenant, bot, kind=ActionKind.CAPTURE_LEAD, name="capture_lead", title="Saving")
+    visitor = actions.open_visitor(bot)
+    got = actions.receive_visitor_message(visitor, None, client_id="t1", text="Where is 42?")
+    reply = _reply(got.conversation.pk, "Looking.", endpoint="local", model="llama")
+
+    def call(name: str, kind: str, status: str = CallStatus.RUNNING) -> ActionCall:
+        new = tools.NewCall(f"call-{name}", name, None, name, kind, {}, status)
+        [row] = tools.record_calls(got.conversation.pk, reply.pk, reply.seq, [new])
+        return row
+
+    finished = [("done", 120), ("done", 80), ("failed", 1000)]
+    for status, duration in finished:
+        row = call("find_order", ActionKind.HTTP)
+        tools.finish_call(row.pk, reply.seq, status=status, duration_ms=duration)
+    call("find_order", ActionKind.HTTP)  # still running
+    lead = call("capture_lead", ActionKind.CAPTURE_LEAD, CallStatus.AWAITING)
+    tools.answer_confirmation(visitor, got.conversation, lead.public_id, False)
+    tools.finish_call(call("capture_lead", ActionKind.CAPTURE_LEAD).pk, None, status="done")
+
+
+def test_the_action_roll_up_matches_the_recorded_calls_and_is_idempotent(acme_bot: Bot) -> None:
+    _action_traffic(acme_bot)
+    tenant = acme_bot.tenant
+    day = today_for(tenant)
+    rollup.roll_up(tenant, day)
+    rollup.roll_up(tenant, day)
+
+    rows = {row.name: row for row in ActionDay.objects.filter(bot=acme_bot, day=day)}
+    assert set(rows) == {"find_order", "capture_lead"}
+    calls = ActionCall.objects.filter(conversation__bot=acme_bot, name="find_order")
+    order = rows["find_order"]
+    assert order.calls == calls.count() == 4
+    assert (order.succeeded, order.failed, order.declined) == (2, 1, 0)
+    assert (order.duration_ms, order.timed, order.kind) == (1200, 3, "http")
+    lead = rows["capture_lead"]
+    assert (lead.calls, lead.succeeded, lead.failed, lead.declined) == (2, 1, 0, 1)
+    assert lead.timed == 0  # finished without a recorded duration
+
+    # Yesterday holds none of today's calls, and another day's rebuild leaves today alone.
+    rollup.roll_up(tenant, day - timedelta(days=1))
+    assert not ActionDay.objects.filter(day=day - timedelta(days=1)).exists()
+    assert ActionDay.objects.filter(day=day).count() == 2
+
+
+def test_the_report_shows_actions_with_their_success_rate(
+    acme_bot: Bot, alice: User, client_for: Any
+) -> None:
+    client = client_for(alice)
+    page = client.get("/analytics/?days=7").content.decode()
+    assert 'id="h-actions"' not in page  # no actions yet: no chart for them
+
+    _action_traffic(acme_bot)
+    rollup.roll_up(acme_bot.tenant, today_for(acme_bot.tenant))
+    page = client.get("/analytics/?days=7").content.decode()
+    assert page.count('<svg class="chart"') == 5
+    assert "Actions called and their success" in page
+    # find_order: 2 of the 3 that finished succeeded; mean of 120, 80 and 1000 ms.
+    assert (
+        "<td>find_order</td><td>4</td><td>2</td><td>1</td><td>0</td><td>67%</td><td>400</td>"
+        in (page)
+    )
+    assert (
+        "<td>capture_lead</td><td>2</td><td>1</td><td>0</td><td>1</td><td>100%</td><td>—</td>"
+        in (page)
+    )
+    assert "find_order, Succeeded: 2" in page  # the bar's own title
+
+    csv = client.get("/analytics/?days=7&csv=actions").content.decode().splitlines()
+    assert csv[0] == (
+        "Action,Calls,Succeeded,Failed,Declined by the visitor,Success rate,Mean duration (ms)"
+    )
+    assert csv[1:] == ["find_order,4,2,1,0,67%,400", "capture_lead,2,1,0,1,100%,—"]
+
+    # One bot's report holds only that bot's calls.
+    other = Bot.objects.create(tenant=acme_bot.tenant, name="Other")
+    page = client.get(f"/analytics/?days=7&bot={other.pk}").content.decode()
+    assert "<td>find_order</td>" not in page and 'id="h-actions"' in page
 
 
 def test_days_follow_the_tenant_time_zone(acme_bot: Bot) -> None:

@@ -16,6 +16,11 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from chatbot.analytics import rollup
+from chatbot.analytics.tasks import today_for
+from chatbot.billing import actions as billing
+from chatbot.billing import meter
+from chatbot.billing.models import Plan
 from chatbot.conversations import actions, takeover
 from chatbot.conversations.models import CannedResponse, Conversation, MessageStatus
 from chatbot.installs.actions import record_sighting
@@ -102,6 +107,11 @@ def seed(acme_shop: Shop, charlie: User) -> dict[str, str]:
     with_agent = chat(bot, "I need help with a return")
     takeover.take_over(with_agent, charlie)
     takeover.agent_reply(with_agent, charlie, "Happy to help with **returns**.")
+    # A plan with one allowance nearly used and one used up: every meter state is drawn.
+    plan = Plan.objects.create(name="Starter", monthly_messages=10, monthly_tokens=100, max_bots=3)
+    billing.set_plan(bot.tenant, plan, None)
+    meter.reconcile(bot.tenant_id, meter.month_of(), 8, 120)
+    rollup.roll_up(bot.tenant, today_for(bot.tenant))
     return {
         "home": "/dashboard/",
         "team": "/dashboard/team/",
@@ -119,6 +129,8 @@ def seed(acme_shop: Shop, charlie: User) -> dict[str, str]:
         "canned": "/conversations/canned/",
         "knowledge": "/knowledge/",
         "endpoints": "/llm/endpoints/",
+        "usage": "/usage/",
+        "analytics": "/analytics/?days=7",
         "profile": "/accounts/profile/",
         "not-found": "/no/such/page",
     }
