@@ -1,10 +1,13 @@
 """Fair sharing of model calls between tenants, in this process.
 
-Each tenant may hold at most `MODEL_CALLS_PER_TENANT` model streams at once and the process
-at most `MODEL_CALLS_PER_PROCESS`. A call over either cap waits in its tenant's queue; a freed
-slot goes to the next tenant in round-robin order among those waiting (each tenant's own calls
-stay first come, first served). One tenant flooding its bot therefore queues behind its own
-cap, while another tenant's reply starts at once.
+Each tenant's share is `MODEL_CALLS_PER_TENANT` model streams at once; the process holds at
+most `MODEL_CALLS_PER_PROCESS`. A tenant over its share may borrow idle slots while no other
+tenant waits, up to the process cap less a reserve of one share, so a busy business alone on
+an instance is not held to a few streams while the model server idles. A call that may not
+start waits in its tenant's queue; a freed slot goes first to a waiting tenant under its
+share, round-robin, and only then to a borrower (each tenant's own calls stay first come,
+first served). One tenant flooding its bot therefore never holds the reserve, and another
+tenant's reply starts at once.
 
 Per process, not across processes through Redis, on purpose: the reply hot path stays free of
 any round trip (a cross-process semaphore costs one Redis call to take a slot and one to give it
@@ -32,6 +35,8 @@ class FairShare:
     def __init__(self, per_tenant: int, total: int, max_waiting: int) -> None:
         self.per_tenant = per_tenant
         self.total = total
+        # Slots a borrower never takes: room for another tenant's first calls.
+        self.reserve = min(per_tenant, max(total - per_tenant, 0))
         self.max_waiting = max_waiting
         self.active: dict[int, int] = {}
         self.running = 0
@@ -43,7 +48,14 @@ class FairShare:
         self.running += 1
 
     def _may_run(self, tenant: int) -> bool:
-        return self.running < self.total and self.active.get(tenant, 0) < self.per_tenant
+        if self.running >= self.total:
+            return False
+        if self.active.get(tenant, 0) < self.per_tenant:
+            return True
+        return not self.waiting and self._may_borrow()
+
+    def _may_borrow(self) -> bool:
+        return self.running < self.total - self.reserve
 
     async def acquire(self, tenant: int) -> None:
         if tenant not in self.waiting and self._may_run(tenant):
@@ -78,17 +90,20 @@ class FairShare:
         self._dispatch()
 
     def _next_tenant(self) -> int | None:
-        """The first tenant in round-robin order that waits and is under its own cap."""
+        """The first waiting tenant in round-robin order that is under its share; failing
+        that, the first waiting one, if a slot may be lent beyond the reserve."""
         for tenant in self.waiting:
             if self.active.get(tenant, 0) < self.per_tenant:
                 return tenant
+        if self._may_borrow():
+            return next(iter(self.waiting))
         return None
 
     def _dispatch(self) -> None:
         while self.waiting and self.running < self.total:
             tenant = self._next_tenant()
             if tenant is None:
-                return  # every waiting tenant is at its own cap
+                return  # every waiting tenant is over its share and only the reserve is left
             queue = self.waiting[tenant]
             future = queue.popleft()
             if queue:

@@ -1,4 +1,5 @@
-"""Fair sharing of model calls: a cap per tenant, freed slots round-robin between tenants."""
+"""Fair sharing of model calls: a share per tenant, idle slots lent while no one else waits,
+a reserve for other tenants, freed slots round-robin between tenants."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ async def settle() -> None:
 
 @in_loop
 async def test_a_tenant_over_its_cap_waits_while_another_tenant_starts_at_once() -> None:
-    gate = FairShare(per_tenant=2, total=10, max_waiting=10)
-    await gate.acquire(1)
-    await gate.acquire(1)
+    gate = FairShare(per_tenant=2, total=4, max_waiting=10)
+    for _ in range(2):  # its share, and two borrowed idle slots (the reserve is 2)
+        await gate.acquire(1)
     third = asyncio.ensure_future(gate.acquire(1))
     await settle()
     assert not third.done()
@@ -28,6 +29,34 @@ async def test_a_tenant_over_its_cap_waits_while_another_tenant_starts_at_once()
     gate.release(1)
     await asyncio.wait_for(third, 0.5)
     assert gate.active == {1: 2, 2: 1} and gate.running == 3
+
+
+@in_loop
+async def test_a_tenant_alone_borrows_idle_slots_but_never_the_reserve() -> None:
+    gate = FairShare(per_tenant=2, total=10, max_waiting=100)
+    for _ in range(8):  # 2 of its own, 6 lent: 10 less a reserve of one share
+        await asyncio.wait_for(gate.acquire(1), 0.5)
+    ninth = asyncio.ensure_future(gate.acquire(1))
+    await settle()
+    assert not ninth.done() and gate.running == 8
+    # The reserve: another tenant's first calls start at once, however long the flood.
+    await asyncio.wait_for(gate.acquire(2), 0.5)
+    await asyncio.wait_for(gate.acquire(2), 0.5)
+    assert gate.running == 10
+    # While tenant 2 waits, a freed slot goes to it (under its share), not to the borrower.
+    gate.release(2)
+    await settle()
+    assert not ninth.done() and gate.active == {1: 8, 2: 1}
+    late = asyncio.ensure_future(gate.acquire(2))
+    await asyncio.wait_for(late, 0.5)
+    # Slots freed by tenant 1 go back to it only while they are not the reserve.
+    gate.release(1)
+    await settle()
+    assert not ninth.done() and gate.running == 9
+    gate.release(2)
+    gate.release(2)
+    await asyncio.wait_for(ninth, 0.5)
+    assert gate.active == {1: 8} and gate.running == 8 and not gate.waiting
 
 
 @in_loop
@@ -54,7 +83,7 @@ async def test_freed_slots_go_round_robin_between_waiting_tenants() -> None:
 
 @in_loop
 async def test_a_cancelled_waiter_leaves_no_slot_or_queue_behind() -> None:
-    gate = FairShare(per_tenant=1, total=4, max_waiting=1)
+    gate = FairShare(per_tenant=1, total=2, max_waiting=1)  # nothing to lend: 2 less a reserve of 1
     await gate.acquire(1)
     waiter = asyncio.ensure_future(gate.acquire(1))
     await settle()
