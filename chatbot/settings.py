@@ -498,10 +498,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 LLM_ENDPOINTS_FILE = env_str("LLM_ENDPOINTS_FILE")
 LLM_ENDPOINTS_JSON = env_str("LLM_ENDPOINTS")
 LLM_AUTODETECT = env_bool("LLM_AUTODETECT", not TESTING)
-# Fair sharing of model calls between tenants, per process (chatbot/llm/fairshare.py): a
-# tenant's calls over its cap wait in its own queue, freed slots go round-robin to tenants.
+# Fair sharing of each endpoint's streams between tenants, per process
+# (chatbot/llm/fairshare.py): a tenant's share, lent beyond while no other tenant waits; the
+# streams per endpoint and process are its max_concurrency, at most MODEL_CALLS_PER_PROCESS.
 MODEL_CALLS_PER_TENANT = env_int("MODEL_CALLS_PER_TENANT", 4, minimum=1)
-MODEL_CALLS_PER_PROCESS = env_int("MODEL_CALLS_PER_PROCESS", 32, minimum=1)
+MODEL_CALLS_PER_PROCESS = env_int("MODEL_CALLS_PER_PROCESS", 256, minimum=1)
 MODEL_QUEUE_PER_TENANT = env_int("MODEL_QUEUE_PER_TENANT", 200, minimum=0)
 MODEL_QUEUE_TIMEOUT = env_int("MODEL_QUEUE_TIMEOUT", 60, minimum=1)
 # Heavy CPU work of uploads (image re-encoding) runs in this many threads at most, off the

@@ -1,13 +1,15 @@
 """Fair sharing of model calls between tenants, in this process.
 
-Each tenant's share is `MODEL_CALLS_PER_TENANT` model streams at once; the process holds at
-most `MODEL_CALLS_PER_PROCESS`. A tenant over its share may borrow idle slots while no other
-tenant waits, up to the process cap less a reserve of one share, so a busy business alone on
-an instance is not held to a few streams while the model server idles. A call that may not
-start waits in its tenant's queue; a freed slot goes first to a waiting tenant under its
-share, round-robin, and only then to a borrower (each tenant's own calls stay first come,
-first served). One tenant flooding its bot therefore never holds the reserve, and another
-tenant's reply starts at once.
+Each endpoint's streams in this process (its `max_concurrency`, at most
+`MODEL_CALLS_PER_PROCESS`) are shared between tenants, each tenant's share being
+`MODEL_CALLS_PER_TENANT`. A tenant over its share may borrow idle streams while no other
+tenant waits, up to the capacity less a small reserve (one share at most, a quarter of the
+capacity at most), so a busy business alone on an instance uses the model server it has, and
+another tenant's first calls still start at once. A call that may not start waits in its
+tenant's queue, here rather than in the endpoint's own queue; a freed stream goes first to a
+waiting tenant under its share, round-robin, and only then to a borrower (each tenant's own
+calls stay first come, first served). One tenant flooding its bot therefore never holds the
+reserve, and never queues ahead of another tenant.
 
 Per process, not across processes through Redis, on purpose: the reply hot path stays free of
 any round trip (a cross-process semaphore costs one Redis call to take a slot and one to give it
@@ -36,7 +38,7 @@ class FairShare:
         self.per_tenant = per_tenant
         self.total = total
         # Slots a borrower never takes: room for another tenant's first calls.
-        self.reserve = min(per_tenant, max(total - per_tenant, 0))
+        self.reserve = min(per_tenant, max(1, total // 4)) if total > 1 else 0
         self.max_waiting = max_waiting
         self.active: dict[int, int] = {}
         self.running = 0
@@ -123,20 +125,27 @@ class FairShare:
             self.release(tenant)
 
 
-_shares: dict[asyncio.AbstractEventLoop, FairShare] = {}
+_shares: dict[asyncio.AbstractEventLoop, dict[str, FairShare]] = {}
 
 
-def share() -> FairShare:
-    """This event loop's gate (one per loop: futures belong to the loop that made them)."""
+def share(key: str, capacity: int) -> FairShare:
+    """The gate of one endpoint (`key`, with `capacity` streams) in this event loop (one per
+    loop: futures belong to the loop that made them)."""
     loop = asyncio.get_running_loop()
-    gate = _shares.get(loop)
-    if gate is None:
+    gates = _shares.get(loop)
+    if gates is None:
         if len(_shares) > 8:  # loops of finished test runs or threads
             for old in [other for other in _shares if other.is_closed()]:
                 del _shares[old]
-        gate = _shares[loop] = FairShare(
+        gates = _shares[loop] = {}
+    gate = gates.get(key)
+    if gate is None:
+        if len(gates) > 64:  # endpoints edited (a new key) or removed: drop the idle gates
+            for stale in [k for k, g in gates.items() if not g.running and not g.waiting]:
+                del gates[stale]
+        gate = gates[key] = FairShare(
             settings.MODEL_CALLS_PER_TENANT,
-            settings.MODEL_CALLS_PER_PROCESS,
+            min(capacity, settings.MODEL_CALLS_PER_PROCESS),
             settings.MODEL_QUEUE_PER_TENANT,
         )
     return gate

@@ -165,10 +165,15 @@ def client_for(spec: EndpointSpec) -> httpx.AsyncClient:
     return _runtime(spec).client
 
 
+def runtime_key(spec: EndpointSpec) -> str:
+    """What identifies an endpoint's state in a process (an edited endpoint gets a new key)."""
+    return spec.key or f"adhoc:{spec.name}:{spec.base_url}:{spec.model}"
+
+
 def _runtime(spec: EndpointSpec) -> _Runtime:
     loop = asyncio.get_running_loop()
     per_loop = _runtimes.setdefault(loop, {})
-    key = spec.key or f"adhoc:{spec.name}:{spec.base_url}:{spec.model}"
+    key = runtime_key(spec)
     runtime = per_loop.get(key)
     if runtime is None:
         # An edited endpoint gets a new key ("op:3:<updated_at>"): retire the old pool.

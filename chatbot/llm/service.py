@@ -27,7 +27,7 @@ from .adapters.base import LLMError, classify_transport, error_text, fail
 from .adapters.openai import auth_headers
 from .models import BotRoute, ModelEndpoint, Source
 from .prompt import build_request
-from .routing import client_for, health_for, stream_route
+from .routing import client_for, health_for, runtime_key, stream_route
 from .spec import EndpointSpec
 from .types import (
     DOWN_CODES,
@@ -217,7 +217,11 @@ async def stream_reply(
         )
 
     finished = False
-    gate = fairshare.share()
+    # The primary endpoint's streams are what tenants share (a fallback's queue is its own).
+    if specs:
+        gate = fairshare.share(runtime_key(specs[0]), specs[0].max_concurrency)
+    else:  # no endpoint: the route ends at once with its own error
+        gate = fairshare.share("", settings.MODEL_CALLS_PER_PROCESS)
     tenant = bot.tenant_id
     try:
         async with asyncio.timeout(settings.MODEL_QUEUE_TIMEOUT):

@@ -4,9 +4,11 @@ a reserve for other tenants, freed slots round-robin between tenants."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
+from chatbot.llm import fairshare
 from chatbot.llm.fairshare import FairShare, QueueFull
 
 from .conftest import in_loop
@@ -19,8 +21,8 @@ async def settle() -> None:
 
 @in_loop
 async def test_a_tenant_over_its_cap_waits_while_another_tenant_starts_at_once() -> None:
-    gate = FairShare(per_tenant=2, total=4, max_waiting=10)
-    for _ in range(2):  # its share, and two borrowed idle slots (the reserve is 2)
+    gate = FairShare(per_tenant=2, total=3, max_waiting=10)  # nothing to lend: 3 less 1 reserved
+    for _ in range(2):
         await gate.acquire(1)
     third = asyncio.ensure_future(gate.acquire(1))
     await settle()
@@ -97,3 +99,11 @@ async def test_a_cancelled_waiter_leaves_no_slot_or_queue_behind() -> None:
     async with gate.slot(1):
         assert gate.running == 1
     assert gate.running == 0
+
+
+@in_loop
+async def test_each_endpoint_has_its_own_gate_sized_by_its_streams(settings: Any) -> None:
+    settings.MODEL_CALLS_PER_PROCESS = 16
+    small, large = fairshare.share("op:1:a", 8), fairshare.share("op:2:a", 512)
+    assert (small.total, small.reserve) == (8, 2) and (large.total, large.reserve) == (16, 4)
+    assert fairshare.share("op:1:a", 8) is small
