@@ -40,7 +40,8 @@ Send items back within 30 days for a refund.
 
 
 def test_each_passage_keeps_the_path_of_headings_above_it() -> None:
-    pieces = chunk_document(extract(SHOP.encode(), "md", fallback_title="x").text)
+    text = extract(SHOP.encode(), "md", fallback_title="x").text
+    pieces = chunk_document(text, target_words=10, overlap_words=2)
     assert pieces == [
         Piece("Welcome to the help pages.", "Shop help"),
         Piece("Parcels leave within two working days.", "Shop help › Shipping"),
@@ -52,8 +53,23 @@ def test_each_passage_keeps_the_path_of_headings_above_it() -> None:
 def test_a_top_heading_that_repeats_the_title_is_not_repeated_in_the_path() -> None:
     extracted = extract(SHOP.encode(), "md", fallback_title="x")
     assert extracted.title == "Shop help"
-    headings = [piece.heading for piece in chunk_document(extracted.text, title=extracted.title)]
+    pieces = chunk_document(extracted.text, title=extracted.title, target_words=10, overlap_words=2)
+    headings = [piece.heading for piece in pieces]
     assert headings == ["", "Shipping", "Shipping › Abroad", "Returns"]
+
+
+def test_short_sections_are_packed_with_their_own_headings_in_the_text() -> None:
+    extracted = extract(SHOP.encode(), "md", fallback_title="x")
+    [piece] = chunk_document(extracted.text, title=extracted.title)
+    assert piece.heading == ""
+    assert piece.text == (
+        "Welcome to the help pages.\n\nShipping\n\nParcels leave within two working days."
+        "\n\nShipping › Abroad\n\nOrders outside the Netherlands take a week."
+        "\n\nReturns\n\nSend items back within 30 days for a refund."
+    )
+    # Packed sections keep the path they share.
+    [abroad] = chunk_document("## Shipping\n\n### Home\n\nTwo days.\n\n### Abroad\n\nA week.")
+    assert abroad == Piece("Home\n\nTwo days.\n\nAbroad\n\nA week.", "Shipping")
 
 
 def test_a_passage_never_straddles_two_sections() -> None:
@@ -86,7 +102,8 @@ def test_html_headings_survive_extraction() -> None:
         base_url="https://shop.test/help",
     )
     assert "## Shipping rates" in page.text
-    assert [(p.heading, p.text) for p in chunk_document(page.text, title="Help")] == [
+    pieces = chunk_document(page.text, title="Help", target_words=3, overlap_words=1)
+    assert [(p.heading, p.text) for p in pieces] == [
         ("", "Intro."),
         ("Shipping rates", "Five euros."),
         ("Shipping rates › Abroad", "Ten euros."),
@@ -106,17 +123,21 @@ def test_word_heading_styles_survive_extraction() -> None:
 def test_the_heading_path_is_stored_searched_and_given_with_the_passage(
     acme_bot: Bot, run_on_commit: Callable[..., Any]
 ) -> None:
-    text = "## Deliveries\n\nParcels leave within two working days.\n\n## Refunds\n\nMoney back."
+    filler = " ".join(f"word{i}" for i in range(100))
+    text = (
+        f"## Deliveries\n\nParcels leave within two working days. {filler}\n\n"
+        f"## Refunds\n\nMoney back. {filler}"
+    )
     with run_on_commit():
         source = actions.add_text(acme_bot, title="Help", text=text)
     stored = list(Chunk.objects.filter(source=source).values_list("heading", "text"))
     assert stored == [
-        ("Deliveries", "Parcels leave within two working days."),
-        ("Refunds", "Money back."),
+        ("Deliveries", f"Parcels leave within two working days. {filler}"),
+        ("Refunds", f"Money back. {filler}"),
     ]
     # "refund" is only in the heading: the heading is searched with the passage.
     [passage, *_] = retrieve(acme_bot, "How do refunds work?")
-    assert (passage.title, passage.heading, passage.text) == ("Help", "Refunds", "Money back.")
+    assert (passage.title, passage.heading) == ("Help", "Refunds")
 
 
 @pytest.fixture
@@ -140,7 +161,7 @@ def test_a_resync_with_one_changed_section_embeds_only_that_section(
     acme_bot: Bot, embedder: EmbeddingServer, run_on_commit: Callable[..., Any]
 ) -> None:
     sections_text = {
-        name: f"## {name}\n\n" + " ".join(f"{name.lower()}{i}" for i in range(60)) + "."
+        name: f"## {name}\n\n" + " ".join(f"{name.lower()}{i}" for i in range(100)) + "."
         for name in ("Shipping", "Returns", "Warranty", "Payment")
     }
     with run_on_commit():
@@ -154,7 +175,10 @@ def test_a_resync_with_one_changed_section_embeds_only_that_section(
     assert sorted(before) == ["Payment", "Returns", "Shipping", "Warranty"]
     requests, embedded = embedder.requests, len(embedder.texts)
 
-    sections_text["Returns"] = "## Returns\n\nReturns are free for 60 days now."
+    # Long enough to stay a passage of its own (short sections are packed with neighbours).
+    sections_text["Returns"] = "## Returns\n\nReturns are free for 60 days now. " + " ".join(
+        f"new{i}" for i in range(100)
+    )
     with run_on_commit():
         actions.update_source(source, body="\n\n".join(sections_text.values()))
 
