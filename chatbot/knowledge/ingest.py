@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -197,6 +198,36 @@ def embedding_input(chunk: Chunk) -> str:
     return "\n".join(part for part in (chunk.title, chunk.heading, chunk.text) if part)
 
 
+# A paragraph shorter than this (a heading, a label) is embedded with the one after it.
+MIN_PART_WORDS = 8
+
+
+def embedding_parts(chunk: Chunk) -> list[str]:
+    """What is embedded for each paragraph of a chunk, when it has more than one.
+
+    A small model's vector of a whole passage is the average of its words; a question about
+    one fact of it (the deposit, in a passage on rentals) matches that fact's paragraph better.
+    """
+    parts: list[str] = []
+    pending = ""
+    for paragraph in re.split(r"\n\s*\n", chunk.text):
+        paragraph = paragraph.strip()
+        if not paragraph:
+            continue
+        paragraph = f"{pending}\n{paragraph}" if pending else paragraph
+        if len(paragraph.split()) < MIN_PART_WORDS:
+            pending = paragraph
+            continue
+        parts.append(paragraph)
+        pending = ""
+    if pending and parts:
+        parts[-1] = f"{parts[-1]}\n{pending}"
+    if len(parts) < 2:
+        return []  # one paragraph: the passage's own vector says it all
+    where = "\n".join(part for part in (chunk.title, chunk.heading) if part)
+    return [f"{where}\n{part}" if where else part for part in parts]
+
+
 def embed_missing(source: Source) -> int:
     """Give vectors to the source's chunks that lack one; 0 when no endpoint embeds."""
     done = 0
@@ -208,12 +239,20 @@ def embed_missing(source: Source) -> int:
         )
         if not batch:
             return done
-        vectors = embed_texts([embedding_input(chunk) for chunk in batch])
-        if not vectors:
+        # One call per batch: each chunk's own text, then its paragraphs.
+        parts = [embedding_parts(chunk) for chunk in batch]
+        texts = [embedding_input(chunk) for chunk in batch]
+        texts += [text for chunk_parts in parts for text in chunk_parts]
+        vectors = embed_texts(texts)
+        if not vectors or len(vectors) != len(texts):
             return done
-        for chunk, vector in zip(batch, vectors, strict=True):
+        rest = iter(vectors[len(batch) :])
+        for chunk, vector, chunk_parts in zip(batch, vectors[: len(batch)], parts, strict=True):
             chunk.embedding = to_vector_bytes(vector)
-        Chunk.objects.bulk_update(batch, ["embedding"])
+            chunk.embedding_parts = (
+                b"".join(to_vector_bytes(next(rest)) for _ in chunk_parts) or None
+            )
+        Chunk.objects.bulk_update(batch, ["embedding", "embedding_parts"])
         done += len(batch)
 
 
