@@ -6,7 +6,7 @@ reads as whole sentences. Consecutive passages share a tail of about `overlap_wo
 that an answer sitting on a boundary is whole in at least one of them.
 
 A document is first cut at its headings (`chunk_document`): each passage lies within one
-section and keeps the path of headings above it ("Shipping › Returns"), which is searched with
+section and keeps the path of headings above it ("Shipping > Returns"), which is searched with
 the document's title, shown in the prompt, and cited.
 """
 
@@ -90,7 +90,7 @@ def chunk_text(
 
 # --- Sections: the document's headings, kept with every passage cut from under them ---------
 
-HEADING_SEPARATOR = " › "
+HEADING_SEPARATOR = " > "
 # Extraction writes every heading it finds (Markdown "#", HTML h1-h6, Word heading styles) as a
 # Markdown ATX line: "## Returns". Plain text gets the cheap cases too (`_looks_like_heading`).
 _ATX_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -103,7 +103,7 @@ MAX_PLAIN_HEADING_CHARS = 80
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """A passage and the headings above it ("Shipping › Returns"), outermost first."""
+    """A passage and the headings above it ("Shipping > Returns"), outermost first."""
 
     text: str
     heading: str = ""
@@ -246,9 +246,7 @@ def chunk_document(
         words = _word_count(body) + _word_count(path[-1] if path else "")
         if words > target_words:
             flush()
-            for passage in chunk_text(
-                body, target_words=target_words, overlap_words=overlap_words
-            ):
+            for passage in chunk_text(body, target_words=target_words, overlap_words=overlap_words):
                 pieces.append(Piece(passage, heading[:500]))
             continue
         if group and group_words + words > target_words:

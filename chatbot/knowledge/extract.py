@@ -221,8 +221,9 @@ def _mark_headings(root: LexborNode) -> None:
     """h1-h6 become Markdown heading lines ("## Returns"), the form the chunker cuts at."""
     for node in root.css("h1, h2, h3, h4, h5, h6"):
         name = " ".join(node.text(deep=True).split())
+        level = int((node.tag or "h2")[1])
         if name:
-            node.replace_with(f"\n\n{'#' * int(node.tag[1])} {name}\n\n")
+            node.replace_with(f"\n\n{'#' * level} {name}\n\n")
         else:
             node.decompose()
 

@@ -137,7 +137,7 @@ class Chunk(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     # The document's title, copied so that full-text search weighs it with the text.
     title = models.CharField(max_length=300, blank=True)
-    # The headings above the passage ("Returns › Refunds"), cited and searched with the title.
+    # The headings above the passage ("Returns > Refunds"), cited and searched with the title.
     heading = models.CharField(max_length=500, blank=True)
     text = models.TextField()
     position = models.PositiveIntegerField()

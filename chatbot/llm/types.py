@@ -166,7 +166,7 @@ class Passage:
     title: str
     url: str
     text: str
-    # The headings above the passage in its document ("Returns › Refunds"), if any.
+    # The headings above the passage in its document ("Returns > Refunds"), if any.
     heading: str = ""
     # Whether retrieval judged it to answer the question (not merely to share a word).
     relevant: bool = True

@@ -44,9 +44,9 @@ def test_each_passage_keeps_the_path_of_headings_above_it() -> None:
     pieces = chunk_document(text, target_words=10, overlap_words=2)
     assert pieces == [
         Piece("Welcome to the help pages.", "Shop help"),
-        Piece("Parcels leave within two working days.", "Shop help › Shipping"),
-        Piece("Orders outside the Netherlands take a week.", "Shop help › Shipping › Abroad"),
-        Piece("Send items back within 30 days for a refund.", "Shop help › Returns"),
+        Piece("Parcels leave within two working days.", "Shop help > Shipping"),
+        Piece("Orders outside the Netherlands take a week.", "Shop help > Shipping > Abroad"),
+        Piece("Send items back within 30 days for a refund.", "Shop help > Returns"),
     ]
 
 
@@ -55,7 +55,7 @@ def test_a_top_heading_that_repeats_the_title_is_not_repeated_in_the_path() -> N
     assert extracted.title == "Shop help"
     pieces = chunk_document(extracted.text, title=extracted.title, target_words=10, overlap_words=2)
     headings = [piece.heading for piece in pieces]
-    assert headings == ["", "Shipping", "Shipping › Abroad", "Returns"]
+    assert headings == ["", "Shipping", "Shipping > Abroad", "Returns"]
 
 
 def test_short_sections_are_packed_with_their_own_headings_in_the_text() -> None:
@@ -64,7 +64,7 @@ def test_short_sections_are_packed_with_their_own_headings_in_the_text() -> None
     assert piece.heading == ""
     assert piece.text == (
         "Welcome to the help pages.\n\nShipping\n\nParcels leave within two working days."
-        "\n\nShipping › Abroad\n\nOrders outside the Netherlands take a week."
+        "\n\nShipping > Abroad\n\nOrders outside the Netherlands take a week."
         "\n\nReturns\n\nSend items back within 30 days for a refund."
     )
     # Packed sections keep the path they share.
@@ -106,7 +106,7 @@ def test_html_headings_survive_extraction() -> None:
     assert [(p.heading, p.text) for p in pieces] == [
         ("", "Intro."),
         ("Shipping rates", "Five euros."),
-        ("Shipping rates › Abroad", "Ten euros."),
+        ("Shipping rates > Abroad", "Ten euros."),
         ("Returns", "30 days."),
     ]
 
