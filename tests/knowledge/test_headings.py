@@ -1,11 +1,13 @@
 """Passages follow the document's headings and keep their path; a re-sync keeps the rows and
-vectors of the passages that did not change."""
+vectors of the passages that did not change; a passage of several paragraphs is ranked by its
+closest paragraph."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from chatbot.bots.models import Bot
@@ -13,13 +15,13 @@ from chatbot.knowledge import actions
 from chatbot.knowledge.chunking import Piece, chunk_document, sections
 from chatbot.knowledge.extract import extract, extract_html
 from chatbot.knowledge.models import Chunk
-from chatbot.knowledge.retrieval import retrieve
+from chatbot.knowledge.retrieval import retrieve, vector_ranking
 from chatbot.llm import registry
 from chatbot.llm.models import ModelEndpoint
 from chatbot.llm.models import Source as EndpointSource
 
 from .documents import make_docx
-from .embedding_server import EmbeddingServer, embedding_server
+from .embedding_server import DIMENSIONS, EmbeddingServer, embed_one, embedding_server
 
 SHOP = """# Shop help
 
@@ -210,3 +212,28 @@ def test_a_heading_renamed_over_the_same_text_is_a_new_passage(
     [new] = Chunk.objects.filter(source=source)
     assert (new.heading, new.text) == ("Shipping", "Two days.")
     assert new.pk != old.pk
+
+
+@pytest.mark.django_db
+def test_a_passage_of_several_paragraphs_is_ranked_by_its_closest_paragraph(
+    acme_bot: Bot, embedder: EmbeddingServer, run_on_commit: Callable[..., Any]
+) -> None:
+    paragraphs = [
+        "We open Tuesday to Saturday from nine in the morning to six in the evening.",
+        "Our workshop services every brand of bicycle, with brakes and gears checked.",
+        "Parcels to Iceland arrive within twelve days of the order.",
+    ]
+    with run_on_commit():
+        source = actions.add_text(acme_bot, title="Shop", text="\n\n".join(paragraphs))
+        single = actions.add_text(acme_bot, title="Note", text="Parking is behind the shop.")
+    [chunk] = Chunk.objects.filter(source=source)
+    parts = np.frombuffer(bytes(chunk.embedding_parts), dtype="<f4").reshape(-1, DIMENSIONS)
+    assert parts.shape == (3, DIMENSIONS)
+    assert Chunk.objects.get(source=single).embedding_parts is None
+
+    question = embed_one("postage to Iceland")
+    ranking = dict(vector_ranking(acme_bot, question))
+    whole = float(np.frombuffer(bytes(chunk.embedding), dtype="<f4") @ np.asarray(question))
+    closest = float((parts @ np.asarray(question, dtype="<f4")).max())
+    assert ranking[chunk.pk] == pytest.approx(closest)
+    assert closest > whole
