@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from chatbot.bots.models import Bot
 from chatbot.knowledge import actions
@@ -19,6 +21,7 @@ from chatbot.knowledge.retrieval import retrieve, vector_ranking
 from chatbot.llm import registry
 from chatbot.llm.models import ModelEndpoint
 from chatbot.llm.models import Source as EndpointSource
+from chatbot.tenants.models import User
 
 from .documents import make_docx
 from .embedding_server import DIMENSIONS, EmbeddingServer, embed_one, embedding_server
@@ -140,6 +143,21 @@ def test_the_heading_path_is_stored_searched_and_given_with_the_passage(
     # "refund" is only in the heading: the heading is searched with the passage.
     [passage, *_] = retrieve(acme_bot, "How do refunds work?")
     assert (passage.title, passage.heading) == ("Help", "Refunds")
+
+
+@pytest.mark.django_db
+def test_the_test_page_shows_each_passage_s_heading_path(
+    alice: User,
+    acme_bot: Bot,
+    client_for: Callable[[User], Client],
+    run_on_commit: Callable[..., Any],
+) -> None:
+    with run_on_commit():
+        actions.add_text(acme_bot, title="Help", text="## Refunds\n\nMoney back within 30 days.")
+    response = client_for(alice).post(
+        reverse("knowledge:test"), {"bot": acme_bot.pk, "question": "How do refunds work?"}
+    )
+    assert "[1] Help &gt; Refunds</strong>" in response.content.decode()
 
 
 @pytest.fixture
