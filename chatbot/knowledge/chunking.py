@@ -143,21 +143,35 @@ def _parse_heading(paragraph: str) -> tuple[int, str] | None:
 
 
 def _split_heading_lines(text: str) -> list[str]:
-    """Paragraphs, with a Markdown heading line that sits on top of its text made its own."""
+    """Paragraphs, with a Markdown heading line that sits on top of its text made its own.
+
+    Inside a fenced code block ("```") nothing is a heading (a shell comment starts with "# ")
+    and blank lines do not end the paragraph.
+    """
     paragraphs: list[str] = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        lines = paragraph.strip().split("\n")
-        current: list[str] = []
-        for line in lines:
-            if _ATX_HEADING.match(line.strip()):
-                if current:
-                    paragraphs.append("\n".join(current))
-                paragraphs.append(line.strip())
-                current = []
-            else:
-                current.append(line)
-        if current and "\n".join(current).strip():
+    current: list[str] = []
+    fenced = False
+
+    def end() -> None:
+        if "\n".join(current).strip():
             paragraphs.append("\n".join(current).strip())
+        current.clear()
+
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            fenced = not fenced
+            current.append(line)
+        elif fenced:
+            current.append(line)
+        elif not stripped:
+            end()
+        elif _ATX_HEADING.match(stripped):
+            end()
+            paragraphs.append(stripped)
+        else:
+            current.append(line)
+    end()
     return paragraphs
 
 

@@ -144,6 +144,7 @@ def extract(data: bytes, file_type: str, *, fallback_title: str, charset: str = 
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_MD_ATX_LINE = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
 
 
 def extract_markdown(source: str, *, fallback_title: str) -> Extracted:
@@ -153,9 +154,11 @@ def extract_markdown(source: str, *, fallback_title: str) -> Extracted:
     text = _MD_IMAGE.sub(r"\1", source)
     text = _MD_LINK.sub(r"\1", text)
     # Headings stay as "## Heading" lines: the chunker cuts at them and keeps their path.
-    text = _MD_HEADING.sub(lambda m: f"{m.group(0).split()[0]} {m.group(1).strip()}", text)
+    text = _MD_ATX_LINE.sub(lambda m: f"{m.group(1)} {m.group(2)}", text)
     text = re.sub(r"^\s{0,3}(>|[-*+]|\d+\.)\s+", "", text, flags=re.MULTILINE)
-    text = re.sub(r"(\*\*|__|`+)", "", text)
+    # Inline code marks go; a fence ("```") stays, so that the chunker knows a "# comment" in
+    # a code block is no heading.
+    text = re.sub(r"(\*\*|__|(?<!`)`{1,2}(?!`))", "", text)
     return Extracted(title=title[:300], text=_limit(normalise_whitespace(text)))
 
 
@@ -210,6 +213,10 @@ def extract_html(data: bytes | str, *, base_url: str, charset: str = "") -> Html
         return HtmlPage(title=title[:300], text="", links=links, noindex=noindex, nofollow=nofollow)
     for block in root.css(_BLOCK_TAGS):
         block.insert_after("\n\n")
+    for code in root.css("pre"):
+        # Fenced like Markdown: a "# comment" in a code block is no heading for the chunker.
+        code.insert_before("\n\n```\n")
+        code.insert_after("\n```\n\n")
     _mark_headings(root)
     text = normalise_whitespace(root.text(deep=True))
     return HtmlPage(

@@ -116,6 +116,17 @@ def test_html_headings_survive_extraction() -> None:
     ]
 
 
+def test_a_comment_in_a_code_block_is_no_heading() -> None:
+    markdown = b"# Setup\n\nRun:\n\n```sh\n# install it\npip install x\n\n# then\nx --go\n```\n"
+    extracted = extract(markdown, "md", fallback_title="x")
+    assert [p.heading for p in chunk_document(extracted.text, title=extracted.title)] == [""]
+    page = extract_html(
+        b"<main><h2>Setup</h2><pre># install it\npip install x</pre><p>Then run it.</p></main>",
+        base_url="",
+    )
+    assert [p.heading for p in chunk_document(page.text)] == ["Setup"]
+
+
 def test_word_heading_styles_survive_extraction() -> None:
     data = make_docx(["Parking is behind the building."], heading="Visiting us")
     extracted = extract(data, "docx", fallback_title="visit.docx")
