@@ -5,9 +5,10 @@ words) so that a passage shown to the model, and to the manager on the "test you
 reads as whole sentences. Consecutive passages share a tail of about `overlap_words` words so
 that an answer sitting on a boundary is whole in at least one of them.
 
-A document is first cut at its headings (`chunk_document`): each passage lies within one
-section and keeps the path of headings above it ("Shipping > Returns"), which is searched with
-the document's title, shown in the prompt, and cited.
+A document is first cut at its headings (`chunk_document`): a passage holds whole short
+sections or a part of one long section, never the end of one and the start of the next, and
+keeps the path of headings above it ("Shipping > Returns"), which is searched with the
+document's title, embedded, shown in the prompt, and cited.
 """
 
 from __future__ import annotations
