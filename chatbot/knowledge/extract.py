@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin
 
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 FILE_TYPES = ("txt", "md", "html", "pdf", "docx")
 MAX_TEXT_CHARS = 2_000_000  # per document, after extraction
@@ -144,6 +144,7 @@ def extract(data: bytes, file_type: str, *, fallback_title: str, charset: str = 
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_MD_ATX_LINE = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
 
 
 def extract_markdown(source: str, *, fallback_title: str) -> Extracted:
@@ -152,8 +153,12 @@ def extract_markdown(source: str, *, fallback_title: str) -> Extracted:
     # Keep the words, drop link targets and images: they only add noise to search and prompts.
     text = _MD_IMAGE.sub(r"\1", source)
     text = _MD_LINK.sub(r"\1", text)
-    text = re.sub(r"^\s{0,3}(#{1,6}|>|[-*+]|\d+\.)\s+", "", text, flags=re.MULTILINE)
-    text = re.sub(r"(\*\*|__|`+)", "", text)
+    # Headings stay as "## Heading" lines: the chunker cuts at them and keeps their path.
+    text = _MD_ATX_LINE.sub(lambda m: f"{m.group(1)} {m.group(2)}", text)
+    text = re.sub(r"^\s{0,3}(>|[-*+]|\d+\.)\s+", "", text, flags=re.MULTILINE)
+    # Inline code marks go; a fence ("```") stays, so that the chunker knows a "# comment" in
+    # a code block is no heading.
+    text = re.sub(r"(\*\*|__|(?<!`)`{1,2}(?!`))", "", text)
     return Extracted(title=title[:300], text=_limit(normalise_whitespace(text)))
 
 
@@ -208,10 +213,26 @@ def extract_html(data: bytes | str, *, base_url: str, charset: str = "") -> Html
         return HtmlPage(title=title[:300], text="", links=links, noindex=noindex, nofollow=nofollow)
     for block in root.css(_BLOCK_TAGS):
         block.insert_after("\n\n")
+    for code in root.css("pre"):
+        # Fenced like Markdown: a "# comment" in a code block is no heading for the chunker.
+        code.insert_before("\n\n```\n")
+        code.insert_after("\n```\n\n")
+    _mark_headings(root)
     text = normalise_whitespace(root.text(deep=True))
     return HtmlPage(
         title=title[:300], text=_limit(text), links=links, noindex=noindex, nofollow=nofollow
     )
+
+
+def _mark_headings(root: LexborNode) -> None:
+    """h1-h6 become Markdown heading lines ("## Returns"), the form the chunker cuts at."""
+    for node in root.css("h1, h2, h3, h4, h5, h6"):
+        name = " ".join(node.text(deep=True).split())
+        level = int((node.tag or "h2")[1])
+        if name:
+            node.replace_with(f"\n\n{'#' * level} {name}\n\n")
+        else:
+            node.decompose()
 
 
 def extract_pdf(data: bytes, *, fallback_title: str) -> Extracted:
@@ -264,6 +285,14 @@ def _check_zip(data: bytes) -> None:
         )
 
 
+def _docx_heading_level(style: str) -> int:
+    """1 for "Title" and "Heading 1", 2 for "Heading 2"... 0 for any other paragraph style."""
+    if style == "Title":
+        return 1
+    match = re.fullmatch(r"Heading ([1-6])", style)
+    return int(match.group(1)) if match else 0
+
+
 def extract_docx(data: bytes, *, fallback_title: str) -> Extracted:
     import docx
     from docx.table import Table
@@ -284,7 +313,8 @@ def extract_docx(data: bytes, *, fallback_title: str) -> Extracted:
             if text and not title and (style == "Title" or style.startswith("Heading")):
                 title = text
             if text:
-                blocks.append(text)
+                level = _docx_heading_level(style)
+                blocks.append(f"{'#' * level} {text}" if level else text)
         elif isinstance(item, Table):
             for row in item.rows:
                 cells = [cell.text.strip() for cell in row.cells]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -26,7 +27,7 @@ from chatbot.lib import heavy
 
 from . import conf
 from .analysis import detect_language, language_name, search_fields
-from .chunking import chunk_text
+from .chunking import Piece, chunk_document
 from .crawl import MAX_URL_LENGTH, Blocked, Fetcher, FetchError, Page, crawl, sitemap_pages
 from .embedding import embed_texts
 from .extract import ExtractionError, extract
@@ -99,30 +100,43 @@ def document_language(source: Source, text: str, default: str) -> str:
     return detect_language(text, default=default)
 
 
+# Part of each document's hash: a new way of cutting documents re-chunks them on their next
+# sync (passages whose text and headings come out the same still keep their vectors).
+CHUNKING_VERSION = "sections-1"
+
+
+def chunk_hash(piece: Piece) -> str:
+    """What identifies a passage across syncs: its text and the headings above it.
+
+    A passage without headings hashes its text alone, as passages did before headings were
+    kept, so their rows and vectors carry over.
+    """
+    return sha256(f"{piece.heading}\n\n{piece.text}" if piece.heading else piece.text)
+
+
 def store_document(source: Source, incoming: Incoming, default_language: str) -> tuple[str, int]:
     """Write one document and its chunks unless its text is unchanged.
 
+    A changed document keeps the rows of the passages whose text and heading path did not
+    change (and so their vectors: no embedding call for them); only the others are replaced.
     Returns ("unchanged" | "updated" | "created" | "empty", number of chunks).
     """
     text = incoming.text.strip()
     language = document_language(source, text, default_language)
     # The language is part of the hash: a bot whose language changed gets its index rebuilt.
-    digest = sha256(f"{language}\n{incoming.title}\n{text}")
+    digest = sha256(f"{CHUNKING_VERSION}\n{language}\n{incoming.title}\n{text}")
     existing = Document.objects.filter(source=source, key=incoming.key).first()
     if existing is not None and existing.content_hash == digest:
         return "unchanged", existing.chunks.count()
-    pieces = chunk_text(text) if text else []
+    title = incoming.title[:300]
+    pieces = chunk_document(text, title=title) if text else []
     with transaction.atomic():
-        # Chunks whose text did not change keep their vector: no embedding call for them.
-        reusable: dict[str, bytes] = {}
+        previous: dict[str, list[Chunk]] = {}
         if existing is not None:
-            for chunk_hash, vector in existing.chunks.filter(embedding__isnull=False).values_list(
-                "content_hash", "embedding"
-            ):
-                reusable[chunk_hash] = bytes(vector or b"")
-            existing.chunks.all().delete()
+            for old in existing.chunks.defer("embedding").order_by("position", "id"):
+                previous.setdefault(old.content_hash, []).append(old)
             document = existing
-            document.title = incoming.title[:300]
+            document.title = title
             document.url = incoming.url
             document.content_hash = digest
             document.chars = len(text)
@@ -131,35 +145,87 @@ def store_document(source: Source, incoming: Incoming, default_language: str) ->
             document = Document.objects.create(
                 source=source,
                 key=incoming.key,
-                title=incoming.title[:300],
+                title=title,
                 url=incoming.url,
                 content_hash=digest,
                 chars=len(text),
             )
-        chunks = []
+        created: list[Chunk] = []
+        changed: list[Chunk] = []
         for position, piece in enumerate(pieces):
-            piece_hash = sha256(piece)
-            chunks.append(
+            piece_hash = chunk_hash(piece)
+            fields: dict[str, Any] = {
+                "title": title,
+                "heading": piece.heading,
+                "position": position,
+                "language": language,
+                **search_fields(
+                    title=title, heading=piece.heading, text=piece.text, language=language
+                ),
+            }
+            same = previous.get(piece_hash)
+            if same:
+                chunk = same.pop(0)
+                if any(getattr(chunk, name) != value for name, value in fields.items()):
+                    for name, value in fields.items():
+                        setattr(chunk, name, value)
+                    changed.append(chunk)
+                continue
+            created.append(
                 Chunk(
                     source=source,
                     document=document,
                     bot_id=source.bot_id,
                     tenant_id=source.bot.tenant_id,
-                    title=document.title,
-                    text=piece,
-                    position=position,
+                    text=piece.text,
                     content_hash=piece_hash,
-                    language=language,
-                    embedding=reusable.get(piece_hash),
-                    **search_fields(
-                        title=document.title, heading="", text=piece, language=language
-                    ),
+                    **fields,
                 )
             )
-        Chunk.objects.bulk_create(chunks)
+        gone = [old.pk for olds in previous.values() for old in olds]
+        if gone:
+            Chunk.objects.filter(pk__in=gone).delete()
+        if changed:
+            Chunk.objects.bulk_update(changed, list(fields))
+        Chunk.objects.bulk_create(created)
     if not pieces:
         return "empty", 0
     return ("updated" if existing is not None else "created"), len(pieces)
+
+
+def embedding_input(chunk: Chunk) -> str:
+    """What is embedded for a chunk: where it sits (title, headings), then its text."""
+    return "\n".join(part for part in (chunk.title, chunk.heading, chunk.text) if part)
+
+
+# A paragraph shorter than this (a heading, a label) is embedded with the one after it.
+MIN_PART_WORDS = 8
+
+
+def embedding_parts(chunk: Chunk) -> list[str]:
+    """What is embedded for each paragraph of a chunk, when it has more than one.
+
+    A small model's vector of a whole passage is the average of its words; a question about
+    one fact of it (the deposit, in a passage on rentals) matches that fact's paragraph better.
+    """
+    parts: list[str] = []
+    pending = ""
+    for paragraph in re.split(r"\n\s*\n", chunk.text):
+        paragraph = paragraph.strip()
+        if not paragraph:
+            continue
+        paragraph = f"{pending}\n{paragraph}" if pending else paragraph
+        if len(paragraph.split()) < MIN_PART_WORDS:
+            pending = paragraph
+            continue
+        parts.append(paragraph)
+        pending = ""
+    if pending and parts:
+        parts[-1] = f"{parts[-1]}\n{pending}"
+    if len(parts) < 2:
+        return []  # one paragraph: the passage's own vector says it all
+    where = "\n".join(part for part in (chunk.title, chunk.heading) if part)
+    return [f"{where}\n{part}" if where else part for part in parts]
 
 
 def embed_missing(source: Source) -> int:
@@ -168,17 +234,25 @@ def embed_missing(source: Source) -> int:
     while True:
         batch = list(
             Chunk.objects.filter(source=source, embedding__isnull=True)
-            .only("id", "title", "text")
+            .only("id", "title", "heading", "text")
             .order_by("id")[:EMBED_BATCH]
         )
         if not batch:
             return done
-        vectors = embed_texts([f"{chunk.title}\n{chunk.text}" for chunk in batch])
-        if not vectors:
+        # One call per batch: each chunk's own text, then its paragraphs.
+        parts = [embedding_parts(chunk) for chunk in batch]
+        texts = [embedding_input(chunk) for chunk in batch]
+        texts += [text for chunk_parts in parts for text in chunk_parts]
+        vectors = embed_texts(texts)
+        if not vectors or len(vectors) != len(texts):
             return done
-        for chunk, vector in zip(batch, vectors, strict=True):
+        rest = iter(vectors[len(batch) :])
+        for chunk, vector, chunk_parts in zip(batch, vectors[: len(batch)], parts, strict=True):
             chunk.embedding = to_vector_bytes(vector)
-        Chunk.objects.bulk_update(batch, ["embedding"])
+            chunk.embedding_parts = (
+                b"".join(to_vector_bytes(next(rest)) for _ in chunk_parts) or None
+            )
+        Chunk.objects.bulk_update(batch, ["embedding", "embedding_parts"])
         done += len(batch)
 
 

@@ -152,6 +152,10 @@ class Chunk(models.Model):
     search_length = models.PositiveIntegerField(default=0)
     # float32 little-endian, L2-normalised; null until an embedding endpoint answered.
     embedding = models.BinaryField(null=True, blank=True)
+    # One vector per paragraph of a passage of several (same format, concatenated), given with
+    # `embedding`: a question about one fact is closer to its paragraph than to the whole
+    # passage's average. The vector ranking takes the best of them.
+    embedding_parts = models.BinaryField(null=True, blank=True)
 
     objects = TenantScopedManager()
 

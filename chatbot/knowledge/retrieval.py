@@ -305,20 +305,25 @@ def vector_ranking(
     query = np.frombuffer(to_vector_bytes(query_vector), dtype="<f4")
     rows = Chunk.objects.filter(
         tenant_id=bot.tenant_id, bot_id=bot.pk, embedding__isnull=False
-    ).values_list("id", "embedding")
+    ).values_list("id", "embedding", "embedding_parts")
     ids: list[int] = []
-    vectors: list[np.ndarray] = []
-    for chunk_id, blob in rows:
+    scores: list[float] = []
+    for chunk_id, blob, parts_blob in rows:
         vector = np.frombuffer(bytes(blob or b""), dtype="<f4")
         # Vectors from another embedding model (a different size) cannot be compared.
-        if vector.shape == query.shape:
-            ids.append(chunk_id)
-            vectors.append(vector)
+        if vector.shape != query.shape:
+            continue
+        best = float(vector @ query)
+        parts = np.frombuffer(bytes(parts_blob or b""), dtype="<f4")
+        if parts.size and parts.size % query.size == 0:
+            # The passage's closest paragraph, when it has several (`ingest.embedding_parts`).
+            best = max(best, float((parts.reshape(-1, query.size) @ query).max()))
+        ids.append(chunk_id)
+        scores.append(best)
     if not ids:
         return []
-    scores = np.stack(vectors) @ query
-    order = np.argsort(-scores, kind="stable")[:limit]
-    return [(ids[i], float(scores[i])) for i in order]
+    order = np.argsort(-np.asarray(scores), kind="stable")[:limit]
+    return [(ids[i], scores[i]) for i in order]
 
 
 def fuse(
