@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ class InProcessScheduler(PersistentScheduler):
 
     def __init__(self, *args: Any, entries: dict[str, dict[str, Any]] | None = None, **kw: Any):
         self._entries = entries
+        # The timetable's store (shelve: on Python 3.13 an SQLite file by default) may only be
+        # used from the thread that opened it, this one.
+        self._owner = threading.get_ident()
         super().__init__(*args, **kw)
         # Keep the timetable on disk after every run, not every three minutes: a restart
         # soon after a run then does not run it again.
@@ -66,6 +70,14 @@ class InProcessScheduler(PersistentScheduler):
         except Exception:
             # Logged, not raised: one failing run must not stop the schedule.
             log.exception("periodic task %s failed", entry.name)
+        if self.should_sync():
+            self._do_sync()  # back in the scheduler's thread
+
+    def _do_sync(self) -> None:
+        # Celery syncs at the end of apply_async, which runs in a worker thread when a
+        # server's loop is registered: apply_entry syncs once back in the owner thread.
+        if threading.get_ident() == self._owner:
+            super()._do_sync()
 
     def send_task(self, name: str, *args: Any, **kwargs: Any) -> Any:
         # Celery sends a task it does not know by name, for a worker that might; without a

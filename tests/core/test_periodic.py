@@ -7,6 +7,8 @@ the stale-reply sweep and knowledge re-syncs would never run under `make run`.
 from __future__ import annotations
 
 import asyncio
+import logging
+import shelve
 import signal
 import time
 from collections.abc import Callable
@@ -85,7 +87,7 @@ def test_the_stale_reply_sweep_runs_on_its_schedule(acme: Tenant, tmp_path: Path
 
 
 def test_under_a_server_a_task_runs_where_async_to_sync_reaches_its_loop(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A task's broadcast must land on the serving loop: the in-memory channel layer's
     queues are not thread-safe, and an event put from another loop waits for a wake-up."""
@@ -120,6 +122,12 @@ def test_under_a_server_a_task_runs_where_async_to_sync_reaches_its_loop(
 
     assert loops_seen, "the periodic task did not run"
     assert loops_seen[0] is server_loop
+    # And the run was recorded: the timetable's store is written from its own thread (on
+    # Python 3.13 shelve is SQLite, which refuses a connection from another thread).
+    failures = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not failures, failures
+    with shelve.open(str(tmp_path / "schedule")) as store:
+        assert store["entries"]["note"].total_run_count >= 1
 
 
 def test_serve_runs_the_schedule_in_process_and_says_so(tmp_path: Path) -> None:
