@@ -46,6 +46,8 @@ def test_first_steps_tick_from_real_data(client_for: Any, alice: User, acme: Ten
     assert "Invite your team" in page
     # The bot's name is a link to its page.
     assert f'<a href="/bots/{bot.pk}/">Helper</a>' in page
+    # With a bot, the usage leads.
+    assert page.index("Usage this month") < page.index("Next steps")
 
 
 def test_a_new_workspace_without_a_bot_sees_every_step_with_its_state(
@@ -54,6 +56,8 @@ def test_a_new_workspace_without_a_bot_sees_every_step_with_its_state(
     page = client_for(alice).get("/dashboard/").content.decode()
     # charlie (an agent at Acme) makes two members: the team step is done.
     assert done_steps(page) == ["Invite your team"]
+    # How to get started comes first; the usage, all zeros yet, after it.
+    assert page.index("Here is how to get your assistant live") < page.index("Usage this month")
 
 
 def test_home_alerts_when_the_model_is_down(client_for: Any, alice: User, acme: Tenant) -> None:
