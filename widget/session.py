@@ -115,6 +115,23 @@ def authenticate(token: object, *, bot: Bot | None = None) -> tuple[Bot, Visitor
     return bot, visitor, claims
 
 
+def revoked_reason(bot_id: int, claims: VisitorClaims) -> TokenError | None:
+    """Why a session opened with `claims` may no longer go on, read afresh (sync): the bot
+    disabled, deleted or its workspace suspended (`bot_disabled`), its secret or key rotated
+    (`bad_token`), the token's origin removed (`origin_not_allowed`), or its expiry passed
+    (`token_expired`). None while it stands."""
+    bot = Bot.objects.filter(pk=bot_id).select_related("tenant__billing").first()
+    if bot is None or not bot.enabled or tenant_suspended(bot):
+        return TokenError("bot_disabled", "This assistant is not available.")
+    try:
+        check_claims_for_bot(claims, bot)
+    except TokenError as exc:
+        return exc
+    if claims.expired:
+        return TokenError("token_expired", "The session token has expired.")
+    return None
+
+
 def handshake_origin_allowed(bot: Bot, origin: str | None) -> bool:
     """The frame (platform origin) or a page on one of the bot's allowed origins."""
     return bool(origin) and (origin == site_origin() or bot.allows_origin(origin))
