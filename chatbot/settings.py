@@ -512,6 +512,9 @@ if KNOWLEDGE_EMBEDDER not in ("auto", "endpoint", "builtin", "off"):
     raise ImproperlyConfigured(
         f"KNOWLEDGE_EMBEDDER: expected auto, endpoint, builtin or off, got {KNOWLEDGE_EMBEDDER!r}"
     )
+# One knowledge page (headers and body) may take this many seconds to arrive; a site that
+# drips its bytes more slowly fails the sync with a message saying so.
+KNOWLEDGE_FETCH_DEADLINE = env_int("KNOWLEDGE_FETCH_DEADLINE", 30, minimum=1)
 # Outbound HTTP refuses private and loopback addresses; the operator may allow named ranges.
 OUTBOUND_ALLOW_CIDRS = env_networks("OUTBOUND_ALLOW_CIDRS")
 # The proxies (load balancer, nginx) whose X-Forwarded-For and X-Forwarded-Proto are believed.
