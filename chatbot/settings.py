@@ -221,6 +221,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "chatbot.core.middleware.RequestIdMiddleware",
+    # NUL, invalid Unicode and out-of-range ids in any path, query, form or JSON body: 400
+    # naming the field, before any view (chatbot/core/hygiene.py).
+    "chatbot.core.hygiene.HygieneMiddleware",
     # JSON errors, per-key rate limits, Idempotency-Key and ETags under /api/.
     "chatbot.api.middleware.ApiMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -23,6 +23,7 @@ from chatbot.conversations.actions import ActionError
 from chatbot.conversations.broadcast import abroadcast
 from chatbot.conversations.models import Conversation, Message, MessageStatus, Role, Visitor
 from chatbot.conversations.payloads import conversation_payload, message_payload
+from chatbot.core.hygiene import BadInput, check_json_document
 from chatbot.lib import fanout
 from chatbot.lib.db import db_async
 
@@ -89,6 +90,12 @@ def parse_frame(text: str) -> dict[str, Any]:
         raise FrameError("bad_request", "The frame is nested too deeply.")
     if not isinstance(frame.get("type"), str):
         raise FrameError("bad_request", "A frame needs a string `type`.")
+    # NUL, lone surrogates (`"\ud800"` decodes to one), numbers beyond 64 bits: refused here,
+    # naming the field, before any of them reaches the database (chatbot/core/hygiene.py).
+    try:
+        check_json_document(frame)
+    except BadInput as exc:
+        raise FrameError("bad_request", exc.message) from None
     return frame
 
 

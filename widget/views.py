@@ -44,6 +44,7 @@ from chatbot.conversations.replies import bot_model_status, route_accepts_images
 from chatbot.installs.actions import page_without_query, record_sighting
 from chatbot.lib import fanout, heavy, revocation
 from chatbot.lib.db import db_async
+from chatbot.lib.ids import parse_id
 
 from . import ratelimit
 from .session import FrameError, WidgetSession, authenticate, parse_frame, revoked_reason
@@ -411,9 +412,9 @@ async def events(request: HttpRequest) -> HttpResponseBase:
             request.GET.get("conversation") or None
         )
         raw_after = request.GET.get("after") or request.headers.get("Last-Event-ID") or "0"
-        if not raw_after.isdigit():
+        after = 0 if raw_after == "0" else parse_id(raw_after)
+        if after is None:
             raise FrameError("bad_request", "after must be a whole number.")
-        after = int(raw_after)
     except TokenError as exc:
         return error_response(exc.code, exc.message)
     except FrameError as exc:

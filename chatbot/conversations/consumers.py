@@ -21,6 +21,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY as AUTH_USER_KEY
 from django.contrib.sessions.backends.base import SessionBase
 
+from chatbot.core.hygiene import BadInput, check_json_document
 from chatbot.lib import revocation
 from chatbot.lib.db import db_async
 from chatbot.lib.sockets import FanoutWebsocketConsumer
@@ -143,6 +144,11 @@ class InboxConsumer(FanoutWebsocketConsumer):
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self._error("bad_request", "A frame is a JSON object with a type.")
+            return
+        try:
+            check_json_document(frame)
+        except BadInput as exc:
+            await self._error("bad_request", exc.message)
             return
         if self.membership is None:
             return  # revoked: closing

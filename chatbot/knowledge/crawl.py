@@ -126,7 +126,10 @@ class Page:
 
 def same_site(url: str, site: str) -> bool:
     """Same host (ignoring a leading www.) and an http(s) scheme; http→https is the same site."""
-    a, b = urlsplit(url), urlsplit(site)
+    try:
+        a, b = urlsplit(url), urlsplit(site)
+    except ValueError:  # "Invalid IPv6 URL" in a link: not a page of the site
+        return False
     if a.scheme not in ("http", "https"):
         return False
 
@@ -141,8 +144,11 @@ def same_site(url: str, site: str) -> bool:
 
 
 def normalise_url(url: str) -> str:
-    url = urldefrag(url.strip())[0]
-    parts = urlsplit(url)
+    try:
+        url = urldefrag(url.strip())[0]
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [ in a link: left as it is, `same_site` refuses it
+        return url
     path = parts.path or "/"
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 

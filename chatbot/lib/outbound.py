@@ -68,7 +68,10 @@ def blocked_reason(address: IPAddress) -> str | None:
 
 
 def _check_scheme_and_host(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL": an unclosed [
+        raise BlockedURL("the URL is malformed") from None
     if parts.scheme not in ("http", "https"):
         raise BlockedURL(f"only http and https URLs can be fetched, not {parts.scheme or 'none'}:")
     if not parts.hostname:
