@@ -61,18 +61,20 @@ HOSTILE_PIECES = [
     "=HYPERLINK(1)",
     "c_",
 ]
-hostile_text = st.lists(
-    st.one_of(st.sampled_from(HOSTILE_PIECES), st.text(max_size=6)), max_size=4
+# Text that always carries at least one hostile piece, between ordinary characters.
+hostile_text = st.tuples(
+    st.text(max_size=4), st.sampled_from(HOSTILE_PIECES), st.text(max_size=4)
 ).map("".join)
 hostile_number = st.one_of(
     st.integers(min_value=-(10**22), max_value=10**22), st.sampled_from([0, -1, 2**63, 2**64])
 )
 hostile_value = st.one_of(
     hostile_text,
+    hostile_text,  # twice: text is where most of the trouble was
     hostile_number,
     st.sampled_from([None, True, [], {}, 1.5, "9" * 20]),
-    st.lists(hostile_text, max_size=2),
-    st.dictionaries(hostile_text, hostile_text, max_size=2),
+    st.lists(hostile_text, min_size=1, max_size=2),
+    st.dictionaries(hostile_text, hostile_text, min_size=1, max_size=2),
 )
 FUZZ = hypothesis_settings(
     deadline=None,
@@ -150,6 +152,18 @@ def owner_client(world: Bot, alice: User, client_for: Callable[[User], Client]) 
 
 
 @pytest.fixture
+def real_ids(world: Bot) -> dict[str, Any]:
+    """Path parameters that name Acme's real rows (by the routes' parameter names)."""
+    conversation = Conversation.objects.get(bot=world)
+    return {
+        "public_id": conversation.public_id,
+        "visitor_id": conversation.visitor.public_id,
+        "bot_id": world.pk,
+        "key": world.public_key,
+    }
+
+
+@pytest.fixture
 def routes() -> list[Route]:
     return [r for r in iter_routes() if not r.route.startswith(("static/", "media/"))]
 
@@ -167,28 +181,36 @@ def _generous_limits() -> Iterator[None]:
 @hypothesis_settings(FUZZ, max_examples=3)
 @given(
     values=st.lists(hostile_value, min_size=7, max_size=7),
-    texts=st.lists(hostile_text, min_size=11, max_size=11),
+    texts=st.lists(st.one_of(hostile_text, st.text(max_size=8)), min_size=11, max_size=11),
 )
 def test_no_route_answers_500_to_hostile_paths_queries_and_forms(
-    values: list[Any], texts: list[str], owner_client: Client, routes: list[Route]
+    values: list[Any],
+    texts: list[str],
+    owner_client: Client,
+    routes: list[Route],
+    real_ids: dict[str, Any],
 ) -> None:
     """One example is one pass over every route: GET with a hostile query, POST a form. The
     drawn values go round the routes (prime-length lists, so each route gets a different
     mix); drawing anew per route would overrun hypothesis's buffer on ~230 routes."""
     next_value, next_text = itertools.cycle(values).__next__, itertools.cycle(texts).__next__
     for route in routes:
-        url = _url(route, {param: next_value() for param in route.params})
-        if url is None:
-            continue
-        query = _query({name: next_text() for name in ("q", "bot", "page")})
-        _answer(owner_client.get(f"{url}?{query}"), f"GET {route.name} {url}?{query}")
-        if route.name in NOT_POSTED:
-            continue
-        form = _form({name: next_text() for name in FORM_FIELDS})
-        _answer(
-            owner_client.post(url, form, content_type="application/x-www-form-urlencoded"),
-            f"POST {route.name} {url} {form!r}",
-        )
+        hostile_path = {param: next_value() for param in route.params}
+        # The same route at a real row, so the hostile query and form reach the view's work.
+        real_path = {param: real_ids.get(param, hostile_path[param]) for param in route.params}
+        for path_values in [hostile_path, real_path] if route.params else [hostile_path]:
+            url = _url(route, path_values)
+            if url is None:
+                continue
+            query = _query({name: next_text() for name in ("q", "bot", "page")})
+            _answer(owner_client.get(f"{url}?{query}"), f"GET {route.name} {url}?{query}")
+            if route.name in NOT_POSTED:
+                continue
+            form = _form({name: next_text() for name in FORM_FIELDS})
+            _answer(
+                owner_client.post(url, form, content_type="application/x-www-form-urlencoded"),
+                f"POST {route.name} {url} {form!r}",
+            )
 
 
 @pytest.mark.django_db
@@ -284,12 +306,18 @@ CLOSING_FRAMES = {"hello", "token.refresh"}
 PROTOCOL_CLOSE_CODES = {Close.BAD_TOKEN, Close.TOKEN_EXPIRED, Close.ORIGIN_NOT_ALLOWED}
 
 
-def _frame(kind: str, draw: Callable[[Any], Any]) -> dict[str, Any]:
+def _frame(kind: str, draw: Callable[[Any], Any], valid: dict[str, Any]) -> dict[str, Any]:
+    """The frame with sound values in some fields (so it gets past the first check and
+    reaches the database) and hostile values in the others: at least one, perhaps an extra
+    field with a hostile name."""
     frame: dict[str, Any] = {"type": kind}
-    for name in WIDGET_FRAME_FIELDS[kind]:
-        frame[name] = draw(hostile_value)
-    if draw(st.booleans()):
-        frame[draw(hostile_text)] = draw(hostile_value)  # an extra field, perhaps a bad name
+    fields = WIDGET_FRAME_FIELDS[kind]
+    hostile = draw(st.sampled_from(fields)) if fields else None
+    for name in fields:
+        sound = name != hostile and draw(st.booleans())
+        frame[name] = valid[name] if sound else draw(hostile_value)
+    if hostile is None or draw(st.booleans()):
+        frame[draw(hostile_text)] = draw(hostile_value)
     return frame
 
 
@@ -332,8 +360,25 @@ async def _answered(comm: WebsocketCommunicator, kind: str, sent: str) -> bool:
 async def test_no_widget_frame_drops_the_socket(data: st.DataObject, world: Bot) -> None:
     """One example: every frame type once, each with hostile values in every field."""
     comm = await _open_widget(world)
+    token, _ = await database_sync_to_async(session_token)(world)
+    conversation = await Conversation.objects.filter(bot=world).afirst()
+    assert conversation is not None
+    valid = {
+        "token": token,
+        "conversation": conversation.public_id,
+        "resume_after_seq": 0,
+        "client_id": "fuzz-1",
+        "text": "hello",
+        "attachment_ids": [],
+        "seq": 1,
+        "offset": 0,
+        "value": "up",
+        "url": SHOP + "/page",
+        "id": "ac_0",
+        "accept": True,
+    }
     for kind in WIDGET_FRAME_FIELDS:
-        frame = _frame(kind, data.draw)
+        frame = _frame(kind, data.draw, valid)
         sent = _json(frame)
         await comm.send_to(text_data=sent)
         if not await _answered(comm, kind, sent):
