@@ -8,8 +8,9 @@ middleware looks at every path, query string, form and JSON body before any view
 widget and dashboard sockets run the same checks on every decoded frame
 (`widget.session.parse_frame`, `conversations.consumers`). What fails answers 400 naming the
 field: `{"error": {"code": "bad_request", "message": ...}}` under /widget/ and /api/ (the
-shape both already use), a short text elsewhere. A path segment of digits too large for any
-row id answers 404, like any missing id.
+shape both already use), a short text elsewhere. The REST API's JSON bodies are left to its
+schemas, which refuse the same characters as a 422 naming the field in the API's own terms.
+A path segment of digits too large for any row id answers 404, like any missing id.
 
 Ids that arrive as text (filters, form fields) are parsed with `chatbot.lib.ids.parse_id`,
 which has the same bound.
@@ -29,7 +30,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from chatbot.lib.ids import MAX_DB_ID
 
-JSON_PREFIXES = ("/widget/", "/api/")
+API_PREFIX = "/api/"
+JSON_PREFIXES = ("/widget/", API_PREFIX)
 MIN_JSON_INT = -(2**63)
 MAX_JSON_INT = 2**63 - 1
 
@@ -162,22 +164,29 @@ def _looks_like_json(request: HttpRequest, body: bytes) -> bool:
 
 
 def _body_is_small(request: HttpRequest) -> bool:
-    """Bodies above Django's in-memory limit are refused by Django itself when read."""
+    """Bodies above Django's in-memory limit are refused by Django itself when read (and
+    the views that take bigger bodies, uploads, take them as multipart)."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     length = request.META.get("CONTENT_LENGTH") or "0"
     return not length.isdigit() or limit is None or int(length) <= limit
 
 
 def _check_body(request: HttpRequest) -> None:
-    if request.method in ("GET", "HEAD", "OPTIONS") or not _body_is_small(request):
+    if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     kind = _content_type(request)
     if kind == "multipart/form-data":
+        # Files stream to disk as Django parses; only the text fields are held and checked,
+        # whatever the size of the upload beside them.
         for name, values in request.POST.lists():
             for value in [name, *values]:
                 problem = text_problem(value)
                 if problem:
                     raise BadInput("form field", name, problem)
+        return
+    if not _body_is_small(request) or request.path_info.startswith(API_PREFIX):
+        # The REST API validates its JSON bodies against its schemas, whose text type refuses
+        # NUL and lone surrogates as a 422 naming the field (`body.payload.name`, docs/api.md).
         return
     body = request.body
     if kind == "application/x-www-form-urlencoded":

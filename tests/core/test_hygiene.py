@@ -106,6 +106,17 @@ class TestDashboard:
         _bad_request(client.get("/dashboard/audit/?q=%00"), "q")
         assert Message.objects.filter(conversation=conversation).count() == 1
 
+    def test_nul_in_a_multipart_form_is_a_400_however_large_the_file(
+        self, alice: User, bot: Bot, client_for: Callable[[User], Client]
+    ) -> None:
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        big = SimpleUploadedFile("notes.txt", b"returns within 30 days\n" * 200_000)
+        answer = client_for(alice).post(
+            "/knowledge/add/", {"kind": "file", "bot": bot.pk, "title": f"a{NUL}", "file": big}
+        )
+        _bad_request(answer, "title")
+
     def test_twenty_digit_ids_find_nothing_instead_of_overflowing(
         self, alice: User, bot: Bot, client_for: Callable[[User], Client]
     ) -> None:
