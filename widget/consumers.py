@@ -215,9 +215,12 @@ class WidgetConsumer(FanoutWebsocketConsumer):
         self.session = session
         if self.hello_timer is not None:
             self.hello_timer.cancel()
-        # Revocations decided from now on reach this socket (chatbot.lib.revocation).
-        await self.follow(revocation.bot_group(self.bot.pk))
-        await self.follow(revocation.tenant_group(self.bot.tenant_id))
+        # Revocations decided from now on reach this socket (chatbot.lib.revocation); both
+        # groups joined at once: with Redis each is a round trip before `ready`.
+        await asyncio.gather(
+            self.follow(revocation.bot_group(self.bot.pk)),
+            self.follow(revocation.tenant_group(self.bot.tenant_id)),
+        )
         self._arm_expiry()
         await self._follow()
         for event in await db_async(session.sync_ready)(frame.get("resume_after_seq") or 0):
