@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from django.core.exceptions import ValidationError
 from django.test import Client
 
+from chatbot.bots.forms import BotForm
 from chatbot.bots.models import Bot, normalize_origin
 from chatbot.conversations import actions
 from chatbot.conversations.models import Conversation, Message
@@ -149,6 +150,9 @@ class TestDashboard:
         assert "cannot be used" in answer.content.decode()
         with pytest.raises(ValidationError):
             normalize_origin("http://[::1")
+        form = BotForm(data={"allowed_origins_text": f"{SHOP}\nhttp://[::1"}, instance=bot)
+        assert not form.is_valid()
+        assert "http://[::1" in " ".join(form.errors["allowed_origins_text"])
 
 
 class TestParseId:
