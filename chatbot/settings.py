@@ -221,6 +221,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "chatbot.core.middleware.RequestIdMiddleware",
+    # NUL, invalid Unicode and out-of-range ids in any path, query, form or JSON body: 400
+    # naming the field, before any view (chatbot/core/hygiene.py).
+    "chatbot.core.hygiene.HygieneMiddleware",
     # JSON errors, per-key rate limits, Idempotency-Key and ETags under /api/.
     "chatbot.api.middleware.ApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -517,6 +520,9 @@ if KNOWLEDGE_EMBEDDER not in ("auto", "endpoint", "builtin", "off"):
     raise ImproperlyConfigured(
         f"KNOWLEDGE_EMBEDDER: expected auto, endpoint, builtin or off, got {KNOWLEDGE_EMBEDDER!r}"
     )
+# One knowledge page (headers and body) may take this many seconds to arrive; a site that
+# drips its bytes more slowly fails the sync with a message saying so.
+KNOWLEDGE_FETCH_DEADLINE = env_int("KNOWLEDGE_FETCH_DEADLINE", 30, minimum=1)
 # Outbound HTTP refuses private and loopback addresses; the operator may allow named ranges.
 OUTBOUND_ALLOW_CIDRS = env_networks("OUTBOUND_ALLOW_CIDRS")
 # The proxies (load balancer, nginx) whose X-Forwarded-For and X-Forwarded-Proto are believed.

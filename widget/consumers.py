@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from chatbot.billing.meter import tenant_suspended
 from chatbot.bots.models import Bot
 from chatbot.conversations import actions
 from chatbot.conversations.broadcast import group_for
+from chatbot.lib import revocation
 from chatbot.lib.db import db_async
 from chatbot.lib.sockets import FanoutWebsocketConsumer
 
@@ -22,6 +24,7 @@ from .session import (
     authenticate,
     handshake_origin_allowed,
     parse_frame,
+    revoked_reason,
 )
 from .tokens import TokenError
 
@@ -93,6 +96,8 @@ class WidgetConsumer(FanoutWebsocketConsumer):
     session: WidgetSession | None = None
     group: str | None = None
     hello_timer: asyncio.Task[None] | None = None
+    expiry_timer: asyncio.Task[None] | None = None
+    revoked = False  # closing after a revocation: the client's frames are no longer read
     orphan_watch: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -129,6 +134,8 @@ class WidgetConsumer(FanoutWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.hello_timer is not None:
             self.hello_timer.cancel()
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
         if self.orphan_watch is not None:
             self.orphan_watch.cancel()
 
@@ -158,6 +165,8 @@ class WidgetConsumer(FanoutWebsocketConsumer):
         await self.send(text_data=json.dumps(event, separators=(",", ":")))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.revoked:
+            return
         if text_data is None:
             await self.send_json(
                 FrameError("binary", "Binary frames are not supported; send JSON text.").as_event()
@@ -206,6 +215,13 @@ class WidgetConsumer(FanoutWebsocketConsumer):
         self.session = session
         if self.hello_timer is not None:
             self.hello_timer.cancel()
+        # Revocations decided from now on reach this socket (chatbot.lib.revocation); both
+        # groups joined at once: with Redis each is a round trip before `ready`.
+        await asyncio.gather(
+            self.follow(revocation.bot_group(self.bot.pk)),
+            self.follow(revocation.tenant_group(self.bot.tenant_id)),
+        )
+        self._arm_expiry()
         await self._follow()
         for event in await db_async(session.sync_ready)(frame.get("resume_after_seq") or 0):
             await self.send_json(event)
@@ -217,6 +233,40 @@ class WidgetConsumer(FanoutWebsocketConsumer):
         if visitor.pk != self.session.visitor.pk:
             raise FrameError("bad_request", "A refreshed token must be for the same visitor.")
         self.session.claims = claims
+        self._arm_expiry()
+
+    def _arm_expiry(self) -> None:
+        """Close with 4002 when the token expires, even if the client sends nothing."""
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
+        self.expiry_timer = asyncio.create_task(self._expire())
+
+    async def _expire(self) -> None:
+        session = self.session
+        assert session is not None
+        claims = session.claims
+        await asyncio.sleep(max(0.0, claims.expires_at - time.time()))
+        if session.claims is claims:  # not refreshed meanwhile
+            await self._revoke(TokenError("token_expired", "The session token has expired."))
+
+    async def _revoke(self, reason: TokenError) -> None:
+        """Close with the protocol's code for the reason; hear nothing more before that."""
+        log.info("widget socket closed: %s (bot=%s)", reason.code, self.bot.pk)
+        self.unfollow_all()
+        self.session = None
+        self.revoked = True
+        await self.close(
+            code=TOKEN_CLOSE_CODES.get(reason.code, Close.BAD_TOKEN), reason=reason.code
+        )
+
+    async def revoke_check(self, message: dict[str, Any]) -> None:
+        """A revocation notice: check this session's rights again, from the rows."""
+        session = self.session
+        if session is None:
+            return
+        reason = await db_async(revoked_reason)(self.bot.pk, session.claims)
+        if reason is not None and self.session is session:
+            await self._revoke(reason)
 
     async def _handle(self, frame: dict[str, Any]) -> None:
         session = self.session
@@ -238,8 +288,9 @@ class WidgetConsumer(FanoutWebsocketConsumer):
             await self.send_json(event)
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
-        if self.hello_timer is not None and self.hello_timer is not asyncio.current_task():
-            self.hello_timer.cancel()
+        for timer in (self.hello_timer, self.expiry_timer):
+            if timer is not None and timer is not asyncio.current_task():
+                timer.cancel()
         with contextlib.suppress(Exception):
             await super().close(code=code, reason=reason)
 

@@ -23,6 +23,7 @@ from chatbot.conversations.actions import ActionError
 from chatbot.conversations.broadcast import abroadcast
 from chatbot.conversations.models import Conversation, Message, MessageStatus, Role, Visitor
 from chatbot.conversations.payloads import conversation_payload, message_payload
+from chatbot.core.hygiene import BadInput, check_json_document
 from chatbot.lib import fanout
 from chatbot.lib.db import db_async
 
@@ -89,6 +90,12 @@ def parse_frame(text: str) -> dict[str, Any]:
         raise FrameError("bad_request", "The frame is nested too deeply.")
     if not isinstance(frame.get("type"), str):
         raise FrameError("bad_request", "A frame needs a string `type`.")
+    # NUL, lone surrogates (`"\ud800"` decodes to one), numbers beyond 64 bits: refused here,
+    # naming the field, before any of them reaches the database (chatbot/core/hygiene.py).
+    try:
+        check_json_document(frame)
+    except BadInput as exc:
+        raise FrameError("bad_request", exc.message) from None
     return frame
 
 
@@ -113,6 +120,23 @@ def authenticate(token: object, *, bot: Bot | None = None) -> tuple[Bot, Visitor
         raise TokenError("bad_token", "The session token names an unknown visitor.")
     visitor.bot = bot  # already loaded: later steps need no query for it
     return bot, visitor, claims
+
+
+def revoked_reason(bot_id: int, claims: VisitorClaims) -> TokenError | None:
+    """Why a session opened with `claims` may no longer go on, read afresh (sync): the bot
+    disabled, deleted or its workspace suspended (`bot_disabled`), its secret or key rotated
+    (`bad_token`), the token's origin removed (`origin_not_allowed`), or its expiry passed
+    (`token_expired`). None while it stands."""
+    bot = Bot.objects.filter(pk=bot_id).select_related("tenant__billing").first()
+    if bot is None or not bot.enabled or tenant_suspended(bot):
+        return TokenError("bot_disabled", "This assistant is not available.")
+    try:
+        check_claims_for_bot(claims, bot)
+    except TokenError as exc:
+        return exc
+    if claims.expired:
+        return TokenError("token_expired", "The session token has expired.")
+    return None
 
 
 def handshake_origin_allowed(bot: Bot, origin: str | None) -> bool:

@@ -42,11 +42,12 @@ from chatbot.conversations.models import Attachment
 from chatbot.conversations.payloads import ATTACHMENT_SALT, attachment_payload
 from chatbot.conversations.replies import bot_model_status, route_accepts_images
 from chatbot.installs.actions import page_without_query, record_sighting
-from chatbot.lib import fanout, heavy
+from chatbot.lib import fanout, heavy, revocation
 from chatbot.lib.db import db_async
+from chatbot.lib.ids import parse_id
 
 from . import ratelimit
-from .session import FrameError, WidgetSession, authenticate, parse_frame
+from .session import FrameError, WidgetSession, authenticate, parse_frame, revoked_reason
 from .tokens import (
     TokenError,
     issue_resume_secret,
@@ -411,9 +412,9 @@ async def events(request: HttpRequest) -> HttpResponseBase:
             request.GET.get("conversation") or None
         )
         raw_after = request.GET.get("after") or request.headers.get("Last-Event-ID") or "0"
-        if not raw_after.isdigit():
+        after = 0 if raw_after == "0" else parse_id(raw_after)
+        if after is None:
             raise FrameError("bad_request", "after must be a whole number.")
-        after = int(raw_after)
     except TokenError as exc:
         return error_response(exc.code, exc.message)
     except FrameError as exc:
@@ -421,9 +422,14 @@ async def events(request: HttpRequest) -> HttpResponseBase:
 
     async def stream() -> AsyncIterator[str]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        group = group_for(session.conversation.pk) if session.conversation else None
-        if group is not None:
-            # Subscribe first, then read: nothing said in between is lost.
+        groups = [
+            revocation.bot_group(session.bot.pk),
+            revocation.tenant_group(session.bot.tenant_id),
+        ]
+        if session.conversation:
+            groups.append(group_for(session.conversation.pk))
+        # Subscribe first, then read: nothing said in between is lost.
+        for group in groups:
             await fanout.subscribe(group, queue)
         try:
             for event in await db_async(session.sync_ready)(after):
@@ -437,13 +443,19 @@ async def events(request: HttpRequest) -> HttpResponseBase:
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
+                if message.get("type") == revocation.EVENT_TYPE:
+                    revoked = await db_async(revoked_reason)(session.bot.pk, session.claims)
+                    if revoked is not None:
+                        yield _sse(FrameError(revoked.code, revoked.message).as_event())
+                        return
+                    continue
                 if message.get("type") != EVENT_TYPE:
                     continue
                 visible = session.filter_event(message["event"])
                 if visible is not None:
                     yield _sse(visible)
         finally:
-            if group is not None:
+            for group in groups:
                 fanout.unsubscribe(group, queue)
 
     response = StreamingHttpResponse(stream(), content_type="text/event-stream")

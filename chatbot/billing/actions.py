@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from chatbot.lib import revocation
 from chatbot.tenants import audit
 
 from .models import Account, Plan
@@ -78,6 +79,7 @@ def suspend(tenant: Tenant, actor: Any, reason: str = "") -> Account:
             account.suspended_reason = reason.strip()[:300]
             account.save(update_fields=["suspended_at", "suspended_reason"])
             audit.record(tenant, actor, "tenant.suspended", target=tenant.name, reason=reason)
+            revocation.announce([revocation.tenant_group(tenant.pk)], "tenant.suspended")
     return account
 
 

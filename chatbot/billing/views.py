@@ -21,6 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from chatbot.lib.ids import parse_id
 from chatbot.tenants.models import AuditEvent, Tenant
 from chatbot.tenants.permissions import DASHBOARD_CSP, manager_required
 
@@ -154,7 +155,8 @@ def tenant_action(request: HttpRequest, tenant_id: int) -> HttpResponse:
         messages.success(request, f"{tenant.name} is active again.")
     elif action == "plan":
         plan_id = request.POST.get("plan")
-        plan = Plan.objects.filter(pk=plan_id).first() if plan_id else None
+        plan_pk = parse_id(plan_id)
+        plan = Plan.objects.filter(pk=plan_pk).first() if plan_pk else None
         if plan_id and plan is None:
             messages.error(request, "No such plan.")
         else:

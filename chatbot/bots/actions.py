@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
+from chatbot.lib import revocation
 from chatbot.tenants.models import Tenant
 
 from .models import Bot, new_identity_secret, new_public_key
@@ -31,6 +32,9 @@ EDITABLE_FIELDS = (
     "allowed_origins",
     "enabled",
 )
+# Changing these may take a right away from open widget sockets (docs/widget-protocol.md,
+# close codes 4003 and 4004), so they are announced to them.
+REVOKING_FIELDS = frozenset({"allowed_origins", "enabled"})
 
 
 def _audit(tenant: Tenant, actor: Any, action: str, bot: Bot, **details: Any) -> None:
@@ -59,6 +63,8 @@ def update_bot(bot: Bot, actor: Any, **fields: Any) -> Bot:
     with transaction.atomic():
         bot.save(update_fields=[*changed, "updated_at"])
         _audit(bot.tenant, actor, "bot.updated", bot, fields=sorted(changed))
+        if REVOKING_FIELDS.intersection(changed):
+            revocation.announce([revocation.bot_group(bot.pk)], "bot.updated")
     return bot
 
 
@@ -71,6 +77,7 @@ def rotate_identity_secret(bot: Bot, actor: Any) -> Bot:
         )
         bot.refresh_from_db()
         _audit(bot.tenant, actor, "bot.identity_secret_rotated", bot)
+        revocation.announce([revocation.bot_group(bot.pk)], "bot.identity_secret_rotated")
     return bot
 
 
@@ -82,10 +89,12 @@ def rotate_public_key(bot: Bot, actor: Any) -> Bot:
         )
         bot.refresh_from_db()
         _audit(bot.tenant, actor, "bot.public_key_rotated", bot)
+        revocation.announce([revocation.bot_group(bot.pk)], "bot.public_key_rotated")
     return bot
 
 
 def delete_bot(bot: Bot, actor: Any) -> None:
     with transaction.atomic():
         _audit(bot.tenant, actor, "bot.deleted", bot, name=bot.name)
+        revocation.announce([revocation.bot_group(bot.pk)], "bot.deleted")
         bot.delete()

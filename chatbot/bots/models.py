@@ -37,7 +37,10 @@ def normalize_origin(raw: str) -> str:
     they are stored in the form browsers send: lower-case host, no default port, no path.
     """
     value = raw.strip()
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # "Invalid IPv6 URL": an unclosed [
+        raise ValidationError(f"{raw!r} is not an origin like https://www.example.com") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(f"{raw!r} is not an origin like https://www.example.com")
     if parts.username or parts.password or parts.query or parts.fragment:

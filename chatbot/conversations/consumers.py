@@ -18,7 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY as AUTH_USER_KEY
+from django.contrib.sessions.backends.base import SessionBase
 
+from chatbot.core.hygiene import BadInput, check_json_document
+from chatbot.lib import revocation
 from chatbot.lib.db import db_async
 from chatbot.lib.sockets import FanoutWebsocketConsumer
 from chatbot.tenants.middleware import SESSION_KEY
@@ -34,6 +38,8 @@ MAX_FRAME_CHARS = 4096
 
 
 class Close:
+    # The member's right went away while the socket was open (removed, logged out, the
+    # workspace deleted); the page reloads into whatever it may still see.
     NOT_ALLOWED = 4003
 
 
@@ -71,6 +77,28 @@ def _membership(user_id: int, chosen_tenant: object) -> Membership | None:
     return memberships.first()
 
 
+def _session_user_id(session: SessionBase | None) -> str | None:
+    """Who the socket's log-in session belongs to now, read afresh from the store
+    (None once it was logged out, flushed or expired)."""
+    if session is None or not session.session_key:
+        return None
+    fresh = session.__class__(session.session_key)
+    value = fresh.get(AUTH_USER_KEY)
+    return str(value) if value is not None else None
+
+
+def _still_member(user_id: int, tenant_id: int, session: SessionBase | None) -> Membership | None:
+    """The membership this socket was opened with, if its session and the membership both
+    still stand (the role may have changed: the caller compares)."""
+    if _session_user_id(session) != str(user_id):
+        return None
+    return (
+        Membership.objects.filter(user_id=user_id, tenant_id=tenant_id)
+        .select_related("tenant")
+        .first()
+    )
+
+
 def _conversation_in(tenant_id: int, public_id: object) -> Conversation | None:
     if not isinstance(public_id, str) or len(public_id) > 40:
         return None
@@ -94,6 +122,9 @@ class InboxConsumer(FanoutWebsocketConsumer):
             await self.close()
             return
         self.user = user
+        # Followed before accept: a revocation decided from now on reaches this socket.
+        await self.follow(revocation.user_group(user.pk))
+        await self.follow(revocation.tenant_group(self.membership.tenant_id))
         await self.accept()
 
     async def send_json(self, event: dict[str, Any]) -> None:
@@ -114,8 +145,16 @@ class InboxConsumer(FanoutWebsocketConsumer):
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self._error("bad_request", "A frame is a JSON object with a type.")
             return
-        assert self.membership is not None
+        try:
+            check_json_document(frame)
+        except BadInput as exc:
+            await self._error("bad_request", exc.message)
+            return
+        if self.membership is None:
+            return  # revoked: closing
         kind = frame["type"]
+        if kind.startswith("subscribe.") and not await self._recheck():
+            return
         if kind == "subscribe.inbox":
             await self.follow(inbox_group(self.membership.tenant_id))
             await self.send_json({"type": "subscribed", "to": "inbox"})
@@ -145,7 +184,52 @@ class InboxConsumer(FanoutWebsocketConsumer):
         else:
             await self._error("unknown_type", f"Unknown frame type {kind[:40]!r}.")
 
+    async def _recheck(self) -> bool:
+        """Read the member's rights again; close the socket if they are gone, note a new
+        role (a downgrade keeps the socket: every role may watch the inbox). True if the
+        socket stays open."""
+        if self.membership is None:
+            return False
+        fresh = await db_async(_still_member)(
+            self.user.pk, self.membership.tenant_id, self.scope.get("session")
+        )
+        if fresh is None:
+            log.info(
+                "dashboard socket closed: access revoked user=%s tenant=%s",
+                self.user.pk,
+                self.membership.tenant_id,
+            )
+            await self._close_revoked()
+            return False
+        if fresh.role != self.membership.role:
+            self.membership = fresh
+            await self.send_json({"type": "membership", "role": fresh.role})
+        return True
+
+    async def _close_revoked(self) -> None:
+        """Close, and hear nothing more first: no event may slip out after the verdict."""
+        self.unfollow_all()
+        self.membership = None
+        await self.close(code=Close.NOT_ALLOWED)
+
+    async def revoke_check(self, message: dict[str, Any]) -> None:
+        """A revocation notice (`chatbot.lib.revocation`): check again, from the rows."""
+        if self.membership is None:
+            return
+        session = self.scope.get("session")
+        ended = message.get("ended_session")
+        if (
+            ended
+            and session is not None
+            and ended == revocation.session_digest(session.session_key)
+        ):
+            await self._close_revoked()
+            return
+        await self._recheck()
+
     async def conv_event(self, message: dict[str, Any]) -> None:
+        if self.membership is None:
+            return
         event = dict(message["event"])
         if event.get("type") == "typing":
             if event.get("sender") == self.channel_name:
@@ -154,4 +238,5 @@ class InboxConsumer(FanoutWebsocketConsumer):
         await self.send_json(event)
 
     async def inbox_event(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["event"])
+        if self.membership is not None:
+            await self.send_json(message["event"])

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chatbot.lib import events, fanout
+from chatbot.lib.ids import parse_id
 from chatbot.tenants.models import Membership, Tenant, User
 
 from .actions import ActionError, _lock, _next_seq, cancel_reply, emit_message
@@ -246,10 +247,9 @@ def assign(conversation: Conversation, actor: User, user_id: object) -> Conversa
         if user_id in (None, ""):
             locked.assignee = None
         else:
-            try:
-                pk = int(str(user_id))
-            except ValueError:
-                raise ActionError("not_found", "No such member.") from None
+            pk = parse_id(user_id if isinstance(user_id, int) else str(user_id))
+            if pk is None:
+                raise ActionError("not_found", "No such member.")
             tenant_id = Tenant.objects.values_list("pk", flat=True).get(bots__pk=locked.bot_id)
             member = Membership.objects.filter(tenant_id=tenant_id, user_id=pk).first()
             if member is None:

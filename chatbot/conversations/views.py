@@ -29,6 +29,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from chatbot.bots.models import Bot
+from chatbot.lib.ids import parse_id
 from chatbot.lib.render import render_markdown
 from chatbot.tenants.models import Membership
 from chatbot.tenants.permissions import manager_required, member_required
@@ -53,10 +54,8 @@ def _date(value: str | None) -> date | None:
 
 
 def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
+    """A whole number from the query, bounded like an id (never an overflow in a query)."""
+    return parse_id(value)
 
 
 def parse_filter(request: HttpRequest) -> InboxFilter:

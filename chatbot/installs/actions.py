@@ -31,6 +31,7 @@ from .models import WidgetSighting
 SIGHTING_EVERY_SECONDS = 60
 MAX_PAGE_BYTES = 2 * 1024 * 1024
 CHECK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+CHECK_DEADLINE_SECONDS = 20.0  # the whole page, however slowly its server sends it
 
 
 # --- Sightings --------------------------------------------------------------------------------
@@ -264,7 +265,9 @@ def check_site(bot: Bot, url: str) -> SiteReport:
             outbound.client(timeout=CHECK_TIMEOUT) as http,
             http.stream("GET", url, headers={"Accept": "text/html"}) as response,
         ):
-            body = outbound.read_limited(response, MAX_PAGE_BYTES)
+            body = outbound.read_limited(
+                response, MAX_PAGE_BYTES, deadline_seconds=CHECK_DEADLINE_SECONDS
+            )
             headers = response.headers
             status = response.status_code
     except outbound.BlockedURL:

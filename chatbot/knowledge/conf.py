@@ -21,6 +21,12 @@ def fetch_timeout() -> float:
     return float(_setting("KNOWLEDGE_FETCH_TIMEOUT", 20))
 
 
+def fetch_deadline() -> float:
+    """The time one page may take to arrive, body included: the read timeout alone lets a
+    server that sends a byte every few seconds hold a sync forever."""
+    return float(getattr(settings, "KNOWLEDGE_FETCH_DEADLINE", 30))
+
+
 def sync_seconds() -> int:
     """The time one sync of one source may take, all pages included."""
     return _setting("KNOWLEDGE_SYNC_SECONDS", 15 * 60)

@@ -126,7 +126,10 @@ class Page:
 
 def same_site(url: str, site: str) -> bool:
     """Same host (ignoring a leading www.) and an http(s) scheme; http→https is the same site."""
-    a, b = urlsplit(url), urlsplit(site)
+    try:
+        a, b = urlsplit(url), urlsplit(site)
+    except ValueError:  # "Invalid IPv6 URL" in a link: not a page of the site
+        return False
     if a.scheme not in ("http", "https"):
         return False
 
@@ -141,8 +144,11 @@ def same_site(url: str, site: str) -> bool:
 
 
 def normalise_url(url: str) -> str:
-    url = urldefrag(url.strip())[0]
-    parts = urlsplit(url)
+    try:
+        url = urldefrag(url.strip())[0]
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [ in a link: left as it is, `same_site` refuses it
+        return url
     path = parts.path or "/"
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 
@@ -181,6 +187,10 @@ class Fetcher:
     def out_of_time(self) -> bool:
         return time.monotonic() >= self.deadline
 
+    def _time_for_one_page(self) -> float:
+        """The page's own deadline, never past the sync's."""
+        return max(0.0, min(conf.fetch_deadline(), self.deadline - time.monotonic()))
+
     def get(self, url: str, *, any_type: bool = False) -> Fetched:
         """GET `url`; the body stays empty for errors and (unless `any_type`) unreadable types."""
         if self.out_of_time():
@@ -193,7 +203,9 @@ class Fetcher:
                 ):
                     body = b""  # not worth downloading
                 else:
-                    body = outbound.read_limited(response, self.max_bytes)
+                    body = outbound.read_limited(
+                        response, self.max_bytes, deadline_seconds=self._time_for_one_page()
+                    )
                 return Fetched(
                     url=str(response.url),
                     status=response.status_code,
@@ -207,6 +219,10 @@ class Fetcher:
             raise FetchError(f"{url}: too large: {exc}") from None
         except httpx.TooManyRedirects:
             raise FetchError(f"{url}: too many redirects") from None
+        except outbound.ResponseTooSlow as exc:
+            raise FetchError(
+                f"the page at {url} sent too slowly; gave up after {exc.seconds:g} s"
+            ) from None
         except httpx.TimeoutException:
             raise FetchError(f"{url}: the site took too long to answer") from None
         except httpx.HTTPError as exc:

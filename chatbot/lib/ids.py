@@ -19,6 +19,23 @@ _MASK32 = 0xFFFFFFFF
 _ROUNDS = 4
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 MAX_PK = 2**53
+# The largest id any table can hold (a signed 64-bit integer): a longer number reaching a
+# query overflows SQLite's binding (OverflowError) instead of finding nothing.
+MAX_DB_ID = 2**63 - 1
+
+
+def parse_id(value: object) -> int | None:
+    """A database id from client text (a filter, a form field), or None when it cannot be
+    one: not a whole positive number, or beyond any table's range."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        number = int(value)
+    else:
+        return None
+    return number if 0 < number <= MAX_DB_ID else None
 
 
 @functools.cache

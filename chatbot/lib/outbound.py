@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -67,7 +68,10 @@ def blocked_reason(address: IPAddress) -> str | None:
 
 
 def _check_scheme_and_host(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL": an unclosed [
+        raise BlockedURL("the URL is malformed") from None
     if parts.scheme not in ("http", "https"):
         raise BlockedURL(f"only http and https URLs can be fetched, not {parts.scheme or 'none'}:")
     if not parts.hostname:
@@ -269,14 +273,32 @@ class ResponseTooLarge(httpx.HTTPError):
     pass
 
 
-def read_limited(response: httpx.Response, max_bytes: int) -> bytes:
-    """Read a streamed response body, refusing more than `max_bytes` (sync clients)."""
+class ResponseTooSlow(httpx.TimeoutException):
+    """The body did not finish before the overall deadline (a server dripping bytes)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the response did not finish within {seconds:g} s")
+        self.seconds = seconds
+
+
+def read_limited(
+    response: httpx.Response, max_bytes: int, *, deadline_seconds: float | None = None
+) -> bytes:
+    """Read a streamed response body, refusing more than `max_bytes` (sync clients).
+
+    The client's read timeout bounds the wait for each chunk only: a server sending one byte
+    every few seconds never trips it. `deadline_seconds` bounds the whole body, checked after
+    every chunk, so such a server holds the caller at most this long plus one read timeout.
+    """
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise ResponseTooLarge(f"the response is {int(declared)} bytes; the limit is {max_bytes}")
+    give_up_at = None if deadline_seconds is None else time.monotonic() + deadline_seconds
     body = bytearray()
     for chunk in response.iter_bytes():
         body.extend(chunk)
         if len(body) > max_bytes:
             raise ResponseTooLarge(f"the response is larger than the limit of {max_bytes} bytes")
+        if give_up_at is not None and time.monotonic() >= give_up_at:
+            raise ResponseTooSlow(deadline_seconds or 0.0)
     return bytes(body)

@@ -75,3 +75,8 @@ class FanoutWebsocketConsumer(AsyncWebsocketConsumer):
         if group in self.followed:
             self.followed.discard(group)
             fanout.unsubscribe(group, self.events)
+
+    def unfollow_all(self) -> None:
+        """Stop every group's events (a socket whose rights were revoked, before it closes)."""
+        for group in list(self.followed):
+            self.unfollow(group)

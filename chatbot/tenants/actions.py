@@ -20,6 +20,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from chatbot.core.emails import Email, send_branded
+from chatbot.lib import revocation
 
 from . import audit
 from .models import (
@@ -73,6 +74,7 @@ def delete_tenant(tenant: Tenant, actor: User, confirmation: str) -> None:
         raise ActionError(f"Type the workspace name exactly ({tenant.name}) to confirm.")
     tenant_id, tenant_name = tenant.pk, tenant.name
     tenant.delete()
+    revocation.announce([revocation.tenant_group(tenant_id)], "tenant.deleted")
     # Recorded after the delete and without a tenant: this one line is all that remains.
     audit.record(None, actor, "tenant.deleted", target=tenant_name, tenant_id=tenant_id)
 
@@ -225,6 +227,7 @@ def change_role(actor: Membership, membership: Membership, role: str) -> Members
     old = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    revocation.announce([revocation.user_group(membership.user_id)], "member.role_changed")
     audit.record(
         actor.tenant,
         actor.user,
@@ -248,6 +251,7 @@ def remove_member(actor: Membership, membership: Membership) -> None:
             )
     email = membership.user.email
     membership.delete()
+    revocation.announce([revocation.user_group(membership.user_id)], "member.removed")
     audit.record(actor.tenant, actor.user, "member.removed", target=email)
 
 
@@ -320,3 +324,18 @@ def authenticate_api_key(secret: str) -> ApiKey | None:
 
 def recent_events(tenant: Tenant, **filters: Any) -> Any:
     return AuditEvent.objects.for_tenant(tenant).filter(**filters).select_related("actor")
+
+
+# --- Log-out -----------------------------------------------------------------------------------
+
+
+def announce_log_out(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    """`user_logged_out` receiver: the user's open dashboard sockets check their session
+    again (the one logged out is gone, so its sockets close; other browsers stay)."""
+    if user is not None and user.pk is not None:
+        session = getattr(request, "session", None)
+        revocation.announce(
+            [revocation.user_group(user.pk)],
+            "user.logged_out",
+            ended_session=getattr(session, "session_key", None),
+        )

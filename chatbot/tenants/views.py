@@ -9,6 +9,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from chatbot.lib.ids import parse_id
+
 from . import actions
 from .forms import PENDING_INVITATION_KEY, WorkspaceForm
 from .middleware import SESSION_KEY
@@ -51,11 +53,11 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
 @require_POST
 def switch(request: HttpRequest) -> HttpResponse:
     """Make another of the user's workspaces the active one (the id comes in the body)."""
-    tenant_id = request.POST.get("tenant", "")
+    tenant_id = parse_id(request.POST.get("tenant", ""))
     user = request.user
     membership = None
-    if tenant_id.isdigit() and isinstance(user, User):
-        membership = Membership.objects.filter(user=user, tenant_id=int(tenant_id)).first()
+    if tenant_id is not None and isinstance(user, User):
+        membership = Membership.objects.filter(user=user, tenant_id=tenant_id).first()
     if membership is None:
         raise Http404("No such workspace.")
     request.session[SESSION_KEY] = membership.tenant_id

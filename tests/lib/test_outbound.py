@@ -219,3 +219,24 @@ def test_read_limited_refuses_oversized_bodies(loopback_server: str) -> None:
         pytest.raises(outbound.ResponseTooLarge),
     ):
         outbound.read_limited(response, 5)
+
+
+def test_read_limited_gives_up_on_a_dripping_body() -> None:
+    """Each byte arrives well within the read timeout; only the overall deadline stops it."""
+    from tests.knowledge.test_drip import DripHandler
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DripHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with (
+            override_settings(OUTBOUND_ALLOW_CIDRS=LOOPBACK_ONLY),
+            outbound.client() as http,
+            http.stream("GET", f"http://127.0.0.1:{server.server_address[1]}/slow") as response,
+            pytest.raises(outbound.ResponseTooSlow) as raised,
+        ):
+            outbound.read_limited(response, 1_000_000, deadline_seconds=0.5)
+        assert raised.value.seconds == 0.5
+    finally:
+        server.shutdown()
+        server.server_close()

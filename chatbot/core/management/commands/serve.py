@@ -15,6 +15,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from chatbot.core.health import startup_problems
 
+WS_MAX_FRAME_BYTES = 1024 * 1024
+
 
 class Command(BaseCommand):
     help = "Check the configured services, then serve the ASGI app with uvicorn."
@@ -88,6 +90,11 @@ class Command(BaseCommand):
                 # Deltas are a few dozen bytes: compressing each frame cost more CPU (4% of
                 # a busy process, bench/relay_e2e) than it saved.
                 ws_per_message_deflate=False,
+                # A frame larger than this is refused by the server (close 1009) as soon as
+                # its header is read, never buffered: uvicorn's default (16 MiB) let every
+                # socket hold that much. Parley's frames are at most 64 KiB (the widget
+                # answers 4009 above that), so 1 MiB leaves room and bounds memory.
+                ws_max_size=WS_MAX_FRAME_BYTES,
             )
         finally:
             if running_periodic is not None:
