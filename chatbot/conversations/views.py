@@ -26,6 +26,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_POST
 
 from chatbot.bots.models import Bot
@@ -466,7 +467,10 @@ def canned_list(request: HttpRequest) -> HttpResponse:
             return render(
                 request,
                 "dashboard/forbidden.html",
-                {"needed": "an owner or an admin", "role": request.membership.get_role_display()},  # type: ignore[attr-defined]
+                {
+                    "needed": gettext_noop("an owner or an admin"),
+                    "role": request.membership.get_role_display(),  # type: ignore[attr-defined]
+                },
                 status=403,
             )
         shortcut = (request.POST.get("shortcut") or "").strip().lower()

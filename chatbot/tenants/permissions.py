@@ -26,6 +26,7 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_noop
 
 from .models import Role
 
@@ -34,9 +35,10 @@ ROLE_LEVELS: dict[str, frozenset[str]] = {
     "manager": frozenset({Role.OWNER, Role.ADMIN}),
     "owner": frozenset({Role.OWNER}),
 }
+# Translated where the page shows them (dashboard/forbidden.html).
 _NEEDED = {
-    "manager": "an owner or an admin",
-    "owner": "an owner",
+    "manager": gettext_noop("an owner or an admin"),
+    "owner": gettext_noop("an owner"),
 }
 
 V = TypeVar("V", bound=Callable[..., Any])
@@ -78,7 +80,10 @@ def refusal(request: HttpRequest, level: str) -> HttpResponse | None:
         return render(
             request,
             "dashboard/forbidden.html",
-            {"needed": _NEEDED.get(level, "a member"), "role": membership.get_role_display()},
+            {
+                "needed": _NEEDED.get(level, gettext_noop("a member")),
+                "role": membership.get_role_display(),
+            },
             status=403,
         )
     return None
