@@ -49,6 +49,23 @@ def test_the_committed_mo_file_is_compiled_from_the_po_file(lang: str) -> None:
 
 
 @pytest.mark.parametrize("lang", LANGS)
+def test_every_extracted_string_is_translated(lang: str) -> None:
+    """Every msgid of locale/django.pot has a translation (all plural forms) in each language:
+    a new dashboard string needs `make messages` and its translations before it is merged."""
+    with (LOCALE / "django.pot").open("rb") as pot:
+        wanted = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(pot) if m.id}
+    with (LOCALE / lang / "LC_MESSAGES" / "django.po").open("rb") as po:
+        catalog = read_po(po, locale=lang)
+    incomplete = {
+        m.id if isinstance(m.id, str) else m.id[0]
+        for m in catalog
+        if m.id and not (all(m.string) if isinstance(m.string, tuple | list) else m.string)
+    }
+    missing = sorted(wanted - set(strings(catalog)) | (wanted & incomplete))
+    assert not missing, f"{lang}: {len(missing)} untranslated, e.g. {missing[:5]}"
+
+
+@pytest.mark.parametrize("lang", LANGS)
 def test_translations_keep_every_placeholder(lang: str) -> None:
     with (LOCALE / lang / "LC_MESSAGES" / "django.po").open("rb") as po:
         catalog = read_po(po, locale=lang)
