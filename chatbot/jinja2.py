@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
@@ -23,8 +23,11 @@ def when(value: datetime | None) -> str:
     return formats.date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT") if value else ""
 
 
-def day(value: datetime | None) -> str:
-    return formats.date_format(timezone.localtime(value), "SHORT_DATE_FORMAT") if value else ""
+def day(value: date | datetime | None) -> str:
+    """A date in the reader's language (a datetime is read in the local time zone first)."""
+    if isinstance(value, datetime):
+        value = timezone.localtime(value)
+    return formats.date_format(value, "SHORT_DATE_FORMAT") if value else ""
 
 
 def number(value: float | int | None) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from . import actions, meter
@@ -57,9 +57,14 @@ class Usage:
         return "full" if "full" in states else "near" if "near" in states else "ok"
 
 
-def _megabytes(size: int) -> str:
-    value = size / MEGABYTE
-    return f"{value:,.2f} MB" if value < 10 else f"{value:,.1f} MB"
+def _count(value: int) -> str:
+    """A count with the reader's language's separators (1,234 / 1 234)."""
+    return formats.number_format(value, use_l10n=True, force_grouping=True)
+
+
+def _megabytes(value: float, places: int = 0) -> str:
+    size = formats.number_format(value, places, use_l10n=True, force_grouping=True)
+    return _("%(size)s MB") % {"size": size}
 
 
 def _state(used: int, limit: int | None) -> tuple[int | None, str]:
@@ -91,7 +96,7 @@ def _meter(
     text: tuple[str, str] | None = None,
 ) -> Meter:
     percent, state = _state(used, limit)
-    used_text, limit_text = text or (f"{used:,}", "" if limit is None else f"{limit:,}")
+    used_text, limit_text = text or (_count(used), "" if limit is None else _count(limit))
     return Meter(
         key,
         label,
@@ -189,10 +194,10 @@ def tenant_usage(tenant: Tenant, *, bots: int | None = None, seats: int | None =
             },
             fix=(_("Manage knowledge"), reverse("knowledge:list")),
             text=(
-                _megabytes(knowledge),
+                _megabytes(knowledge / MEGABYTE, 2 if knowledge < 10 * MEGABYTE else 1),
                 ""
                 if plan is None or plan.max_knowledge_mb is None
-                else f"{plan.max_knowledge_mb:,} MB",
+                else _megabytes(plan.max_knowledge_mb),
             ),
         ),
     ]

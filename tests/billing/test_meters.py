@@ -93,6 +93,18 @@ def test_home_shows_the_months_usage_against_the_plan(
     assert "5 of 10 (50%)" in usage and "1.50 MB of 2 MB (75%)" in usage
 
 
+def test_a_french_reader_gets_french_numbers_units_and_dates(
+    starter: Plan, acme: Tenant, alice: User, client_for: Any
+) -> None:
+    _used(acme, 5, 1250)
+    client = client_for(alice)
+    page = client.get("/usage/", headers={"accept-language": "fr"}).content.decode()
+    text = _text(page)
+    assert "1,50 Mo" in text and "2 Mo" in text  # not "1.50 MB"
+    assert "1\u202f250" in text or "1 250" in text or "1\xa0250" in text  # grouped the French way
+    assert re.search(r"\b01/\d\d/20\d\d\b", text), "the reset date in French short form"
+
+
 def test_the_meters_cost_home_three_queries(starter: Plan, acme: Tenant) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
