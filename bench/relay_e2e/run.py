@@ -66,7 +66,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=64, help="tokens per reply")
     parser.add_argument("--interval-ms", type=float, default=20.0, help="between tokens")
     parser.add_argument(
-        "--profile", type=Path, help="also profile one extra crowd round per mode with py-spy"
+        "--profile",
+        type=Path,
+        help="also profile one extra crowd round per mode, and the sockets' opening, with py-spy",
     )
     return parser.parse_args()
 
@@ -332,14 +334,24 @@ class Bench:
         return sockets, len(tokens) - len(sockets), seconds
 
     async def measure_sockets(
-        self, name: str, server: deploy.Process, bot_key: str, tokens: list[str]
+        self,
+        name: str,
+        server: deploy.Process,
+        bot_key: str,
+        tokens: list[str],
+        record: Path | None = None,
     ) -> dict[str, float]:
         warm, _, _ = await self.open_sockets(server, bot_key, tokens[:20])
         await asyncio.gather(*(s.close() for s in warm))
         await asyncio.sleep(1.0)
         rss, cpu = rss_bytes(server.pid), cpu_seconds([server.pid])
+        recording = profile.Recording(server.pid, record) if record else None
         sockets, failed, seconds = await self.open_sockets(server, bot_key, tokens[20:])
         used = cpu_seconds([server.pid]) - cpu
+        if recording is not None and record is not None:
+            text = record.with_name(record.name + ".txt")
+            text.write_text(recording.finish() + "\n")
+            log(f"profile: {text}")
         await asyncio.sleep(3.0)  # idle: what the open sockets hold, not what opening used
         grown = rss_bytes(server.pid) - rss
         log(f"  {name}: {len(sockets)} sockets open in {seconds:.1f} s, {failed} failed")
@@ -361,11 +373,17 @@ class Bench:
         bare = deploy.start_bare_app()
         try:
             figures = result.figures
+            record = None
+            if self.args.profile:  # the opening of Parley's sockets, profiled as it is measured
+                self.args.profile.mkdir(parents=True, exist_ok=True)
+                record = self.args.profile / f"{result.mode}-sockets{count}"
             for name, target, key in (
                 ("bare", bare, "pk_bare"),
                 ("parley", server, parley.bot_key),
             ):
-                measured = await self.measure_sockets(name, target, key, tokens)
+                measured = await self.measure_sockets(
+                    name, target, key, tokens, record if name == "parley" else None
+                )
                 for figure, value in measured.items():
                     figures[f"sockets.{name}.{figure}"] = value
         finally:
