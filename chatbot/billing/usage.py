@@ -18,6 +18,8 @@ from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
+from chatbot.jinja2 import number
+
 from . import actions, meter
 
 if TYPE_CHECKING:
@@ -57,11 +59,6 @@ class Usage:
         return "full" if "full" in states else "near" if "near" in states else "ok"
 
 
-def _count(value: int) -> str:
-    """A count with the reader's language's separators (1,234 / 1 234)."""
-    return formats.number_format(value, use_l10n=True, force_grouping=True)
-
-
 def _megabytes(value: float, places: int = 0) -> str:
     size = formats.number_format(value, places, use_l10n=True, force_grouping=True)
     return _("%(size)s MB") % {"size": size}
@@ -96,7 +93,7 @@ def _meter(
     text: tuple[str, str] | None = None,
 ) -> Meter:
     percent, state = _state(used, limit)
-    used_text, limit_text = text or (_count(used), "" if limit is None else _count(limit))
+    used_text, limit_text = text or (number(used), "" if limit is None else number(limit))
     return Meter(
         key,
         label,

@@ -184,6 +184,15 @@ def action_out(action: Action) -> dict[str, Any]:
     }
 
 
+def _action_to_change(request: HttpRequest, action_id: str) -> Action:
+    """The action a write names: found first (another workspace's is a 404 for any key),
+    then a read-write key of an owner or admin."""
+    action = get_action(request, action_id)
+    require_write(request)
+    require_manager(request)
+    return action
+
+
 def get_action(request: HttpRequest, action_id: str) -> Action:
     """The key's workspace's action, or the same 404 as a missing one."""
     pk = decode_or_404("act", action_id, "action")
@@ -376,9 +385,7 @@ def read_action(request: HttpRequest, action_id: str) -> Any:
     summary="Update an action, its headers or the bots that use it (owners and admins)",
 )
 def update_action(request: HttpRequest, action_id: str, payload: ActionIn) -> Any:
-    action = get_action(request, action_id)
-    require_write(request)
-    require_manager(request)
+    action = _action_to_change(request, action_id)
     if payload.kind is not None and payload.kind != action.kind:
         raise _invalid("kind", "an action's kind cannot change; create a new action")
     return action_out(_save(request, _form(request, action, payload), "action.updated"))
@@ -391,9 +398,7 @@ def update_action(request: HttpRequest, action_id: str, payload: ActionIn) -> An
     summary="Delete an action (its recorded calls stay in their conversations)",
 )
 def delete_action(request: HttpRequest, action_id: str) -> Any:
-    action = get_action(request, action_id)
-    require_write(request)
-    require_manager(request)
+    action = _action_to_change(request, action_id)
     actions.delete_action(_tenant(request), actor(request), action)
     return Status(204, None)
 
@@ -405,9 +410,7 @@ def delete_action(request: HttpRequest, action_id: str) -> Any:
     summary="Call the action with sample arguments, as the dashboard's test button does",
 )
 def run_action_test(request: HttpRequest, action_id: str, payload: TrialIn) -> Any:
-    action = get_action(request, action_id)
-    require_write(request)
-    require_manager(request)
+    action = _action_to_change(request, action_id)
     problem = _json_problem(payload.arguments)
     if problem:
         raise _invalid("arguments", problem)

@@ -71,14 +71,20 @@ def eot_token_id() -> int:
     return [text for text, _ in vocabulary()].index(EOT)
 
 
-def write_model(path: Path) -> Path:
-    rng = np.random.default_rng(20261127)
-    tokens = vocabulary()
-    index = {text: i for i, (text, _) in enumerate(tokens)}
-    vocab = len(tokens)
-
+def _header(
+    path: Path,
+    name: str,
+    tokens: list[tuple[str, gguf.TokenType]],
+    *,
+    rope_base: float,
+    bos: int,
+    eos: int,
+    unk: int,
+    template: str,
+) -> gguf.GGUFWriter:
+    """A writer with the shape, tokenizer and chat template both tiny models share."""
     writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("parley-tiny-llama")
+    writer.add_name(name)
     writer.add_context_length(CONTEXT)
     writer.add_embedding_length(DIM)
     writer.add_block_count(LAYERS)
@@ -87,8 +93,8 @@ def write_model(path: Path) -> Path:
     writer.add_head_count_kv(KV_HEADS)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_rope_dimension_count(DIM // HEADS)
-    writer.add_rope_freq_base(10000.0)
-    writer.add_vocab_size(vocab)
+    writer.add_rope_freq_base(rope_base)
+    writer.add_vocab_size(len(tokens))
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_tokenizer_model("llama")
     writer.add_token_list([text for text, _ in tokens])
@@ -97,12 +103,31 @@ def write_model(path: Path) -> Path:
     writer.add_token_scores(
         [-float(len(text)) if kind == gguf.TokenType.NORMAL else 0.0 for text, kind in tokens]
     )
-    writer.add_bos_token_id(index["<|begin_of_text|>"])
-    writer.add_eos_token_id(index[EOT])
-    writer.add_unk_token_id(index["<unk>"])
+    writer.add_bos_token_id(bos)
+    writer.add_eos_token_id(eos)
+    writer.add_unk_token_id(unk)
     writer.add_add_bos_token(False)
     writer.add_add_space_prefix(False)
-    writer.add_chat_template(CHAT_TEMPLATE)
+    writer.add_chat_template(template)
+    return writer
+
+
+def write_model(path: Path) -> Path:
+    rng = np.random.default_rng(20261127)
+    tokens = vocabulary()
+    index = {text: i for i, (text, _) in enumerate(tokens)}
+    vocab = len(tokens)
+
+    writer = _header(
+        path,
+        "parley-tiny-llama",
+        tokens,
+        rope_base=10000.0,
+        bos=index["<|begin_of_text|>"],
+        eos=index[EOT],
+        unk=index["<unk>"],
+        template=CHAT_TEMPLATE,
+    )
 
     def noise(*shape: int, scale: float = 0.02) -> np.ndarray:
         return (rng.standard_normal(shape) * scale).astype(np.float32)
@@ -306,33 +331,18 @@ def write_tool_model(path: Path) -> Path:
     vocab = len(tokens)
     body = TOOL_CALL_BODY.replace(" ", "\u2581")
 
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("parley-tiny-tools")
-    writer.add_context_length(CONTEXT)
-    writer.add_embedding_length(DIM)
-    writer.add_block_count(LAYERS)
-    writer.add_feed_forward_length(FFN)
-    writer.add_head_count(HEADS)
-    writer.add_head_count_kv(KV_HEADS)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_rope_dimension_count(DIM // HEADS)
-    # A huge base makes the last rotary pair turn by ~1e-5 rad per position: the detecting
-    # head below finds the tool result wherever it is in the prompt.
-    writer.add_rope_freq_base(1e6)
-    writer.add_vocab_size(vocab)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list([text for text, _ in tokens])
-    writer.add_token_types([int(kind) for _, kind in tokens])
-    writer.add_token_scores(
-        [-float(len(text)) if kind == gguf.TokenType.NORMAL else 0.0 for text, kind in tokens]
+    # A huge rope base makes the last rotary pair turn by ~1e-5 rad per position: the
+    # detecting head below finds the tool result wherever it is in the prompt.
+    writer = _header(
+        path,
+        "parley-tiny-tools",
+        tokens,
+        rope_base=1e6,
+        bos=index["<|endoftext|>"],
+        eos=index[IM_END],
+        unk=index["<unk>"],
+        template=TOOL_CHAT_TEMPLATE,
     )
-    writer.add_bos_token_id(index["<|endoftext|>"])
-    writer.add_eos_token_id(index[IM_END])
-    writer.add_unk_token_id(index["<unk>"])
-    writer.add_add_bos_token(False)
-    writer.add_add_space_prefix(False)
-    writer.add_chat_template(TOOL_CHAT_TEMPLATE)
 
     embeddings = np.zeros((vocab, DIM), np.float32)
     embeddings[:, :CODE] = rng.choice([-1.0, 1.0], size=(vocab, CODE))
