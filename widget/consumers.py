@@ -17,7 +17,7 @@ from chatbot.lib import revocation
 from chatbot.lib.db import db_async
 from chatbot.lib.sockets import FanoutWebsocketConsumer
 
-from . import ratelimit
+from . import botcache, ratelimit
 from .session import (
     FrameError,
     WidgetSession,
@@ -66,10 +66,6 @@ def client_ip(scope: dict[str, Any]) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def _bot_for_key(key: str) -> Bot | None:
-    return Bot.objects.filter(public_key=key).select_related("tenant__billing").first()
-
-
 def _open_session(
     bot: Bot,
     token: object,
@@ -103,7 +99,7 @@ class WidgetConsumer(FanoutWebsocketConsumer):
     async def connect(self) -> None:
         key = self.scope["url_route"]["kwargs"]["public_key"]
         origin = _header(self.scope, b"origin")
-        bot = await db_async(_bot_for_key)(key)
+        bot = await botcache.bot_for_key(key)
         # Refused before accept (the browser sees a failed handshake): no bot, no or a
         # foreign Origin. Exact string match, so look-alike hosts never pass.
         if (
@@ -278,7 +274,7 @@ class WidgetConsumer(FanoutWebsocketConsumer):
             await self.send_json(event)
         self._watch_orphans()
         if reply_conversation is not None:
-            actions.start_reply(reply_conversation)
+            actions.start_reply(reply_conversation, session.take_prepared_reply(reply_conversation))
 
     async def conv_event(self, message: dict[str, Any]) -> None:
         if self.session is None:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from chatbot.billing.meter import tenant_suspended
 from chatbot.bots.models import Bot
-from chatbot.conversations import actions, streams
+from chatbot.conversations import actions, replies, streams
 from chatbot.conversations.actions import ActionError
 from chatbot.conversations.broadcast import abroadcast
 from chatbot.conversations.models import Conversation, Message, MessageStatus, Role, Visitor
@@ -157,6 +157,8 @@ class WidgetSession:
     # `watch_orphans`): (conversation id, seq, owner process).
     watch: list[tuple[int, int, str]] = field(default_factory=list)
     sender: str = ""
+    # The reply `message.send` prepared in its trip, for `take_prepared_reply`.
+    prepared_reply: tuple[Message, replies.Context] | None = None
 
     # --- Opening a conversation -------------------------------------------------------------
 
@@ -251,6 +253,13 @@ class WidgetSession:
             watched = [
                 item for item in watched if not await db_async(actions.settle_if_orphaned)(*item)
             ]
+
+    def take_prepared_reply(self, conversation_id: int) -> tuple[Message, Any] | None:
+        """For `actions.start_reply`: the reply the last send prepared, if it is this one's."""
+        prepared, self.prepared_reply = self.prepared_reply, None
+        if prepared is None or prepared[0].conversation_id != conversation_id:
+            return None
+        return prepared
 
     # --- Filtering the group's events -------------------------------------------------------
 
@@ -368,8 +377,13 @@ class WidgetSession:
             client_id=frame.get("client_id"),
             text=frame.get("text", ""),
             attachment_ids=frame.get("attachment_ids") or [],
+            # The reply's row and context in this same trip, unless a reply of this process
+            # still runs here (the next one waits for it, and reads its text as history).
+            with_reply=self.conversation is None or not actions.reply_running(self.conversation.pk),
         )
         self.conversation = received.conversation
+        if received.reply is not None:
+            self.prepared_reply = (received.reply, replies.load_context(received.reply))
         ack = {
             "type": "ack",
             "client_id": received.message.client_id,

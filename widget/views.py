@@ -390,7 +390,7 @@ async def send(request: HttpRequest) -> HttpResponse:
     except FrameError as exc:
         return error_response(exc.code, exc.message, exc.retry_after)
     if reply_conversation is not None:
-        actions.start_reply(reply_conversation)
+        actions.start_reply(reply_conversation, session.take_prepared_reply(reply_conversation))
     response = JsonResponse({"events": events})
     response["Cache-Control"] = "no-store"
     return response

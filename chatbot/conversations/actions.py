@@ -153,10 +153,11 @@ def _lock(conversation_id: int) -> Conversation:
     return Conversation.objects.select_for_update().get(pk=conversation_id)
 
 
-def _next_seq(conversation: Conversation) -> int:
-    conversation.last_seq += 1
+def _next_seq(conversation: Conversation, count: int = 1) -> int:
+    """The first of `count` new sequence numbers (one UPDATE however many)."""
+    conversation.last_seq += count
     conversation.save(update_fields=["last_seq", "updated_at"])
-    return conversation.last_seq
+    return conversation.last_seq - count + 1
 
 
 def _announce(message: Message, conversation: Conversation | None = None) -> None:
@@ -181,6 +182,9 @@ class Received:
     conversation: Conversation
     duplicate: bool
     reply_wanted: bool
+    # The bot's `streaming` row, when the caller asked for it (`with_reply`) and a reply is
+    # wanted: created in the same transaction as the visitor's message.
+    reply: Message | None = None
 
 
 def receive_visitor_message(
@@ -190,8 +194,14 @@ def receive_visitor_message(
     client_id: object,
     text: object,
     attachment_ids: Sequence[object] = (),
+    with_reply: bool = False,
 ) -> Received:
-    """Store a visitor message exactly once per `client_id`, before anything is relayed."""
+    """Store a visitor message exactly once per `client_id`, before anything is relayed.
+
+    `with_reply`: when the bot is to answer, also create its `streaming` row (the next seq),
+    in the same transaction: the reply then needs no locking trip of its own
+    (`replies.run_reply` with `prepared`). Only for a conversation with no reply running.
+    """
     if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
         raise ActionError("bad_request", "client_id must be 1-64 letters, digits, - or _.")
     if not isinstance(text, str):
@@ -208,28 +218,37 @@ def receive_visitor_message(
         raise ActionError("bad_request", "The message is empty.")
 
     # A resend (same client_id) answers with the stored message wherever it landed, even if
-    # the first send created the conversation and the client never learnt its id.
-    earlier = (
-        Message.objects.filter(conversation__visitor=visitor, client_id=client_id)
-        .select_related("conversation")
-        .first()
-    )
-    if earlier is not None:
-        return Received(earlier, earlier.conversation, duplicate=True, reply_wanted=False)
+    # the first send created the conversation and the client never learnt its id. With a
+    # conversation, the one look is made under its lock (a concurrent resend waits for it).
+    def earlier() -> Message | None:
+        return (
+            Message.objects.filter(conversation__visitor=visitor, client_id=client_id)
+            .select_related("conversation")
+            .first()
+        )
+
+    if conversation is None and (found := earlier()) is not None:
+        return Received(found, found.conversation, duplicate=True, reply_wanted=False)
+
+    from . import takeover
 
     with transaction.atomic():
         if conversation is None:
             conversation = start_conversation(visitor)
-        locked = _lock(conversation.pk)
+            found = None
+            locked = _lock(conversation.pk)
+        else:
+            locked = _lock(conversation.pk)
+            found = earlier()
         if locked.visitor_id != visitor.pk:
             raise ActionError("not_found", "No such conversation.")
+        if found is not None:
+            return Received(found, found.conversation, duplicate=True, reply_wanted=False)
         if locked.status == Status.CLOSED:
             raise ActionError(
                 "conversation_closed", "This conversation is closed; start a new one."
             )
-        existing = Message.objects.filter(conversation=locked, client_id=client_id).first()
-        if existing is not None:
-            return Received(existing, locked, duplicate=True, reply_wanted=False)
+        reply_wanted = locked.status == Status.BOT and not takeover.asks_for_a_person(text)
         attachments = (
             list(
                 Attachment.objects.filter(
@@ -244,29 +263,40 @@ def receive_visitor_message(
         )
         if len(attachments) != len(ids):
             raise ActionError("not_found", "An attachment is unknown or already used.")
+        create_reply = with_reply and reply_wanted
+        seq = _next_seq(locked, 2 if create_reply else 1)
         message = Message.objects.create(
             conversation=locked,
-            seq=_next_seq(locked),
+            seq=seq,
             client_id=client_id,
             role=Role.VISITOR,
             text=text,
         )
         if attachments:
             Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
+        # The attachments are known: payloads built from this row need no query for them.
+        message._prefetched_objects_cache = {"attachments": attachments}
         if "bot" in visitor._state.fields_cache:
             locked.bot = visitor.bot  # known already: the inbox summary needs no query
         _announce(message, locked)
         emit_message(message, locked)
-        from . import takeover
-
         thanks = takeover.capture_followup_email(locked, text)
         if thanks is not None:
             _announce(thanks)
-    if locked.status == Status.BOT and takeover.asks_for_a_person(text):
+        reply = None
+        if create_reply:
+            reply = Message.objects.create(
+                conversation=locked,
+                seq=seq + 1,
+                role=Role.ASSISTANT,
+                status=MessageStatus.STREAMING,
+            )
+            _announce(reply)
+    if locked.status == Status.BOT and not reply_wanted:
         # "Can I talk to a person?" typed instead of the button: same as the button.
         request_handoff(visitor, locked)
         return Received(message, locked, duplicate=False, reply_wanted=False)
-    return Received(message, locked, duplicate=False, reply_wanted=locked.status == Status.BOT)
+    return Received(message, locked, duplicate=False, reply_wanted=reply_wanted, reply=reply)
 
 
 def set_feedback(
@@ -381,26 +411,40 @@ def finish_reply(
     ttft_ms: int | None = None,
     duration_ms: int | None = None,
     citations: Sequence[dict[str, str]] = (),
+    row: Message | None = None,
 ) -> Message:
+    """Store a reply's outcome and announce it. `row`: the reply's row as its task holds it,
+    its conversation's bot loaded (the task's own replies: no query to read it again)."""
+    fields: dict[str, Any] = {
+        "text": text,
+        "status": status,
+        "error_code": error_code[:32],
+        "error_message": error_message[:500],
+        "model": model[:200],
+        "endpoint": endpoint[:200],
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "ttft_ms": ttft_ms,
+        "duration_ms": duration_ms,
+        "citations": list(citations),
+    }
     with transaction.atomic():
-        message = (
-            Message.objects.select_for_update(of=("self",))
-            .select_related("conversation__bot")
-            .get(pk=message_id)
-        )
-        message.text = text
-        message.status = status
-        message.error_code = error_code[:32]
-        message.error_message = error_message[:500]
-        message.model = model[:200]
-        message.endpoint = endpoint[:200]
-        message.tokens_in = tokens_in
-        message.tokens_out = tokens_out
-        message.ttft_ms = ttft_ms
-        message.duration_ms = duration_ms
-        message.citations = list(citations)
-        message.save()
         now = timezone.now()
+        if row is not None and row.pk == message_id:
+            message = row
+            for name, value in fields.items():
+                setattr(message, name, value)
+            message.updated_at = now
+            Message.objects.filter(pk=message_id).update(**fields, updated_at=now)
+        else:
+            message = (
+                Message.objects.select_for_update(of=("self",))
+                .select_related("conversation__bot")
+                .get(pk=message_id)
+            )
+            for name, value in fields.items():
+                setattr(message, name, value)
+            message.save()
         Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
         message.conversation.updated_at = now
         _announce(message, message.conversation)
@@ -504,8 +548,18 @@ def can_retry_reply(visitor: Visitor, conversation: Conversation) -> bool:
 _running: dict[int, asyncio.Task[None]] = {}
 
 
-def start_reply(conversation_id: int) -> asyncio.Task[None]:
-    """Start (or queue behind the running one) the bot's reply in this conversation."""
+def reply_running(conversation_id: int) -> bool:
+    """Whether this process runs a reply in the conversation (callable from any thread)."""
+    task = _running.get(conversation_id)
+    return task is not None and not task.done()
+
+
+def start_reply(
+    conversation_id: int, prepared: tuple[Message, Any] | None = None
+) -> asyncio.Task[None]:
+    """Start (or queue behind the running one) the bot's reply in this conversation.
+    `prepared`: the reply's row and context (`replies.Context`), when the caller's trip made
+    them (`receive_visitor_message(with_reply=True)`, then `replies.load_context`)."""
     from .replies import run_reply
 
     fanout.start()  # the heartbeat that tells other processes this reply is alive
@@ -519,7 +573,14 @@ def start_reply(conversation_id: int) -> asyncio.Task[None]:
             # Its own failure is already recorded on its message.
             with contextlib.suppress(BaseException):
                 await asyncio.shield(previous)
-        await run_reply(conversation_id)
+            if prepared is not None:
+                # Its context was read before the previous reply ended: read it again.
+                await run_reply(conversation_id, prepared[0])
+                return
+        if prepared is not None:
+            await run_reply(conversation_id, *prepared)
+        else:
+            await run_reply(conversation_id)
 
     # A fresh context: the task must not inherit the request's thread-sensitive executor
     # (asgiref), which is shut down when the request that started the reply ends.

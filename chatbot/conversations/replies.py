@@ -18,8 +18,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from django.db.models import Exists, OuterRef
+
 from chatbot.billing import meter
 from chatbot.bots.models import Bot
+from chatbot.knowledge.models import Chunk
 from chatbot.lib.db import db_async
 from chatbot.llm.types import (
     ChatMessage,
@@ -39,6 +42,8 @@ from .broadcast import abroadcast
 from .models import Message, MessageStatus, Role
 
 log = logging.getLogger(__name__)
+
+_HAS_KNOWLEDGE = Exists(Chunk.objects.filter(bot_id=OuterRef("pk")))
 
 FLUSH_EVERY_SECONDS = 0.05
 PERSIST_EVERY_SECONDS = 2.0
@@ -95,6 +100,8 @@ def bot_model_status(bot: Bot) -> str:
 
 def _retrieve(bot: Bot, turns: list[str]) -> list[Any]:
     """Passages for the visitor's latest message, `turns` being their messages oldest first."""
+    if not getattr(bot, "has_knowledge", True):
+        return []  # nothing to search: no query, no stemming
     try:
         from chatbot.knowledge.retrieval import retrieve
     except ImportError:
@@ -121,11 +128,11 @@ class Context:
 def _load_context(conversation_id: int) -> Context:
     # The bot is read again for every reply: an owner's edit (persona, route) applies to the
     # next reply of every open conversation. The tenant's plan and standing come in the same
-    # query, for the quota check (billing.meter), and so does the actions flag: a bot without
-    # actions pays nothing for them.
+    # query, for the quota check (billing.meter), and so do the actions and knowledge flags:
+    # a bot without actions or knowledge pays nothing for them.
     bot = (
         Bot.objects.select_related("tenant__billing__plan")
-        .annotate(has_actions=HAS_ACTIONS)
+        .annotate(has_actions=HAS_ACTIONS, has_knowledge=_HAS_KNOWLEDGE)
         .get(conversations__pk=conversation_id)
     )
     toolbox, calls_by_message = (
@@ -178,7 +185,16 @@ def _prepare(conversation_id: int) -> tuple[Message, Context] | None:
     message = actions.create_reply_message(conversation_id)
     if message is None:
         return None
-    return message, _load_context(conversation_id)
+    return message, load_context(message)
+
+
+def load_context(reply: Message) -> Context:
+    """What the model needs for `reply` (a `streaming` row just created), read in the
+    caller's database trip (sync)."""
+    context = _load_context(reply.conversation_id)
+    # finish_reply stores the outcome through this row without reading it again.
+    reply.conversation.bot = context.bot
+    return context
 
 
 def _citations(knowledge: Sequence[Any], text: str) -> list[dict[str, str]]:
@@ -209,9 +225,10 @@ def _unanswered(knowledge: Sequence[Any]) -> bool:
     return bool(knowledge) and not any(getattr(p, "relevant", True) for p in knowledge)
 
 
-def _finish(message_id: int, question: str, unanswered: bool, **fields: Any) -> None:
+def _finish(message: Message, question: str, unanswered: bool, **fields: Any) -> None:
     """Store the reply's outcome and, when knowledge had no answer, the question: one trip."""
-    actions.finish_reply(message_id, **fields)
+    message_id = message.pk
+    actions.finish_reply(message_id, row=message, **fields)
     if unanswered and question:
         try:
             from chatbot.knowledge.actions import record_unanswered
@@ -220,11 +237,21 @@ def _finish(message_id: int, question: str, unanswered: bool, **fields: Any) -> 
         record_unanswered(message_id, question)
 
 
-async def run_reply(conversation_id: int) -> None:
-    prepared = await db_async(_prepare)(conversation_id)
-    if prepared is None:
-        return
-    message, context = prepared
+async def run_reply(
+    conversation_id: int, reply: Message | None = None, context: Context | None = None
+) -> None:
+    """The bot's reply in the conversation. `reply`: its `streaming` row when the visitor's
+    message trip made it (with its `context`, unless a reply before it was still running);
+    else one trip makes both here."""
+    if reply is None:
+        prepared = await db_async(_prepare)(conversation_id)
+        if prepared is None:
+            return
+        message, context = prepared
+    else:
+        message = reply
+        if context is None:
+            context = await db_async(load_context)(message)
     bot, history, knowledge = context.bot, context.history, context.knowledge
     # The quota check counts this reply, once (one Redis round trip, no query).
     refusal = await meter.areserve(meter.limits_for_bot(bot), message.pk)
@@ -366,7 +393,7 @@ async def _store(
     unanswered = complete and _unanswered(context.knowledge)
     await asyncio.shield(
         db_async(_finish)(
-            message.pk,
+            message,
             context.question,
             unanswered,
             text=text,

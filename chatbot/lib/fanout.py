@@ -28,13 +28,21 @@ import logging
 import os
 import threading
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from . import redis_clients
 
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
+
+
+class Subscriber(Protocol):
+    """What follows a group: a socket's `asyncio.Queue`, or anything that takes events the
+    same way, on the loop it subscribed from (never blocking)."""
+
+    def put_nowait(self, item: Event, /) -> None: ...
+
 
 PROCESS_ID = uuid.uuid4().hex[:16]
 
@@ -93,7 +101,7 @@ class Hub:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.groups: dict[str, set[asyncio.Queue[Event]]] = {}
+        self.groups: dict[str, set[Subscriber]] = {}
         self.joining: dict[str, asyncio.Task[None]] = {}
         self.redis = redis_clients.async_client()
         self.outbox: asyncio.Queue[tuple[str, Event]] = asyncio.Queue()
@@ -103,7 +111,8 @@ class Hub:
     # --- Local delivery ----------------------------------------------------------------------
 
     def deliver(self, group: str, event: Event) -> None:
-        for queue in self.groups.get(group, ()):
+        # A copy: a subscriber may unsubscribe as it takes the event (widget.botcache).
+        for queue in tuple(self.groups.get(group, ())):
             queue.put_nowait(event)
 
     def publish(self, group: str, event: Event) -> None:
@@ -115,7 +124,7 @@ class Hub:
 
     # --- Subscriptions -----------------------------------------------------------------------
 
-    async def subscribe(self, group: str, queue: asyncio.Queue[Event]) -> None:
+    async def subscribe(self, group: str, queue: Subscriber) -> None:
         members = self.groups.setdefault(group, set())
         members.add(queue)
         if self.redis is None:
@@ -139,7 +148,7 @@ class Hub:
                 .execute()
             )
 
-    def unsubscribe(self, group: str, queue: asyncio.Queue[Event]) -> None:
+    def unsubscribe(self, group: str, queue: Subscriber) -> None:
         members = self.groups.get(group)
         if members is None:
             return
@@ -285,11 +294,11 @@ def start() -> None:
         current._start()
 
 
-async def subscribe(group: str, queue: asyncio.Queue[Event]) -> None:
+async def subscribe(group: str, queue: Subscriber) -> None:
     await hub().subscribe(group, queue)
 
 
-def unsubscribe(group: str, queue: asyncio.Queue[Event]) -> None:
+def unsubscribe(group: str, queue: Subscriber) -> None:
     hub().unsubscribe(group, queue)
 
 
