@@ -275,7 +275,7 @@ def receive_visitor_message(
         if attachments:
             Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
         # The attachments are known: payloads built from this row need no query for them.
-        message._prefetched_objects_cache = {"attachments": attachments}
+        message._prefetched_objects_cache = {"attachments": attachments}  # type: ignore[attr-defined]
         if "bot" in visitor._state.fields_cache:
             locked.bot = visitor.bot  # known already: the inbox summary needs no query
         _announce(message, locked)

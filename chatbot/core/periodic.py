@@ -132,6 +132,18 @@ def start(
     return PeriodicTasks(thread)
 
 
+async def _close_model_pools() -> None:
+    """The model endpoints' connection pools of this loop, closed at shutdown."""
+    try:
+        from chatbot.llm.routing import close_pools
+    except ImportError:
+        return
+    try:
+        await close_pools()
+    except Exception:  # shutting down: a pool that fails to close must not stop the rest
+        log.exception("closing the model endpoints' connections failed")
+
+
 async def lifespan(
     scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
 ) -> None:
@@ -144,5 +156,6 @@ async def lifespan(
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             _server_loop = None
+            await _close_model_pools()
             await send({"type": "lifespan.shutdown.complete"})
             return

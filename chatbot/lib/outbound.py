@@ -255,18 +255,34 @@ def async_client(
     limits: httpx.Limits = DEFAULT_LIMITS,
     follow_redirects: bool = True,
     verify: bool | ssl.SSLContext = True,
+    streaming: bool = False,
     **kwargs: Any,
 ) -> httpx.AsyncClient:
-    transport = (
-        _GuardedAsyncTransport(limits, verify)
-        if guarded
-        else httpx.AsyncHTTPTransport(limits=limits, trust_env=False, verify=verify)
-    )
+    """`streaming`: for an unguarded client that reads many small chunks (model streams),
+    aiohttp's parser under httpx's API (`chatbot.lib.streaming_transport`)."""
+    transport: httpx.AsyncBaseTransport
+    if guarded:
+        transport = _GuardedAsyncTransport(limits, verify)
+    elif streaming and verify is True:
+        from .streaming_transport import StreamingTransport
+
+        transport = StreamingTransport(limits)
+    else:
+        transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False, verify=verify)
     return httpx.AsyncClient(
         transport=transport,
         event_hooks={"request": [_refuse_bad_schemes_async]},
         **_client_options(timeout, follow_redirects, kwargs),
     )
+
+
+def abandon(client: httpx.AsyncClient) -> None:
+    """Let go of a client whose event loop has closed without warnings (its connections died
+    with the loop; only the streaming transport has anything to mark)."""
+    transport = getattr(client, "_transport", None)
+    abandon_transport = getattr(transport, "abandon", None)
+    if abandon_transport is not None:
+        abandon_transport()
 
 
 class ResponseTooLarge(httpx.HTTPError):

@@ -18,6 +18,7 @@ attempt, never per token.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import time
@@ -172,6 +173,8 @@ def runtime_key(spec: EndpointSpec) -> str:
 
 def _runtime(spec: EndpointSpec) -> _Runtime:
     loop = asyncio.get_running_loop()
+    if loop not in _runtimes:
+        _abandon_closed_loops()
     per_loop = _runtimes.setdefault(loop, {})
     key = runtime_key(spec)
     runtime = per_loop.get(key)
@@ -185,6 +188,7 @@ def _runtime(spec: EndpointSpec) -> _Runtime:
         runtime = per_loop[key] = _Runtime(
             client=outbound.async_client(
                 guarded=spec.guarded,
+                streaming=True,
                 timeout=http_timeout(spec),
                 limits=httpx.Limits(
                     max_connections=spec.max_concurrency,
@@ -195,6 +199,18 @@ def _runtime(spec: EndpointSpec) -> _Runtime:
             slots=asyncio.Semaphore(spec.max_concurrency),
         )
     return runtime
+
+
+def _abandon_closed_loops() -> None:
+    """Forget the pools of event loops that have closed (tests run one loop per test): their
+    connections died with the loop. (Each pool refers to its loop, so the weak keys alone
+    never let them go.)"""
+    for loop in [loop for loop in _runtimes if loop.is_closed()]:
+        for runtime in _runtimes.pop(loop).values():
+            outbound.abandon(runtime.client)
+
+
+atexit.register(_abandon_closed_loops)  # the last loop's pools, quietly
 
 
 async def discard(spec: EndpointSpec) -> None:
