@@ -221,11 +221,14 @@ def receive_visitor_message(
     # the first send created the conversation and the client never learnt its id. With a
     # conversation, the one look is made under its lock (a concurrent resend waits for it).
     def earlier() -> Message | None:
-        return (
+        # The usual answer is "none": asked for ids only, unordered (a cheap query to build
+        # and run); the row is read only when there is one.
+        found = list(
             Message.objects.filter(conversation__visitor=visitor, client_id=client_id)
-            .select_related("conversation")
-            .first()
+            .order_by()
+            .values_list("pk", flat=True)[:1]
         )
+        return Message.objects.select_related("conversation").get(pk=found[0]) if found else None
 
     if conversation is None and (found := earlier()) is not None:
         return Received(found, found.conversation, duplicate=True, reply_wanted=False)

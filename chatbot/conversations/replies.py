@@ -125,6 +125,16 @@ class Context:
     question: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """A message of the history, as much of it as the model's request needs."""
+
+    pk: int
+    role: str
+    text: str
+    attachments: Sequence[Any] = ()
+
+
 def _load_context(conversation_id: int) -> Context:
     # The bot is read again for every reply: an owner's edit (persona, route) applies to the
     # next reply of every open conversation. The tenant's plan and standing come in the same
@@ -146,16 +156,24 @@ def _load_context(conversation_id: int) -> Context:
         .exclude(status__in=[MessageStatus.STREAMING, MessageStatus.FAILED])
         .order_by("-seq")
     )
+    rows: list[_Turn]
     if with_images:
-        history_rows = history_rows.prefetch_related("attachments")
-    rows = list(history_rows[:HISTORY_MESSAGES])
+        rows = [
+            _Turn(row.pk, row.role, row.text, list(row.attachments.all()))
+            for row in history_rows.prefetch_related("attachments")[:HISTORY_MESSAGES]
+        ]
+    else:  # the three columns only: no model instances for up to 30 rows per reply
+        rows = [
+            _Turn(*values)
+            for values in history_rows.values_list("pk", "role", "text")[:HISTORY_MESSAGES]
+        ]
     rows.reverse()
     history: list[ChatMessage] = []
     for row in rows:
         if row.role == Role.VISITOR:
             parts: list[TextPart | ImagePart] = []
             if with_images:
-                for attachment in row.attachments.all():
+                for attachment in row.attachments:
                     try:
                         from django.core.files.storage import default_storage
 

@@ -291,3 +291,44 @@ async def test_a_long_half_open_probe_closes_the_breaker_at_its_first_token() ->
         # The probe is still streaming, yet other replies may use the endpoint again.
         assert breaker.state == "closed" and breaker.allow()
         await stream.aclose()
+
+
+async def test_operator_endpoints_stream_over_aiohttp_and_tenant_ones_keep_the_guard() -> None:
+    """The faults above run through the transport the operator's endpoints use (aiohttp under
+    httpx's API); a tenant's endpoint keeps the SSRF guard's pinned-address transport."""
+    from chatbot.lib.outbound import _GuardedAsyncTransport
+    from chatbot.lib.streaming_transport import StreamingTransport
+
+    operator = make_spec("http://127.0.0.1:9", guarded=False)
+    tenant = make_spec("http://203.0.113.9", guarded=True)
+    assert isinstance(routing.client_for(operator)._transport, StreamingTransport)
+    assert isinstance(routing.client_for(tenant)._transport, _GuardedAsyncTransport)
+    await routing.close_pools()
+
+
+async def test_a_dropped_stream_and_a_refused_connection_keep_httpx_names() -> None:
+    """aiohttp's errors reach the classifier as httpx's own: a stream cut after the head is
+    a protocol error, a refused connection a ConnectError whose cause says "refused"."""
+    import httpx
+
+    from chatbot.lib.streaming_transport import StreamingTransport
+
+    transport = StreamingTransport(httpx.Limits(max_connections=2))
+    async with httpx.AsyncClient(transport=transport) as client:
+        try:
+            await client.get(f"http://127.0.0.1:{free_port()}/")
+        except httpx.ConnectError as exc:
+            assert isinstance(exc.__cause__, OSError) or "refused" in repr(exc.__cause__)
+        else:
+            raise AssertionError("a closed port answered")
+        async with (
+            WireServer(dies_after_first_token) as server,
+            client.stream("POST", f"{server.url}/v1/chat/completions") as response,
+        ):
+            try:
+                async for _ in response.aiter_bytes():
+                    pass
+            except httpx.RemoteProtocolError:
+                pass
+            else:
+                raise AssertionError("a cut stream ended cleanly")

@@ -263,6 +263,103 @@ async def test_the_reply_needs_one_database_trip_before_the_upstream_request(
     assert count <= 12, count
 
 
+def test_a_send_stores_the_message_and_prepares_the_reply_in_one_transaction(
+    acme_bot: Bot,
+) -> None:
+    """The visitor's message, the bot's `streaming` row and the model's context: one database
+    trip, one transaction, 9 statements (20 in three trips before); the outcome: 4 more."""
+    from django.test.utils import CaptureQueriesContext
+
+    from widget.session import WidgetSession
+    from widget.tokens import read_session_token
+
+    token, visitor = session_token_for(acme_bot)
+    session = WidgetSession(acme_bot, visitor, read_session_token(token), "127.0.0.1")
+    session._send({"type": "message.send", "client_id": "c1", "text": "Hi"})  # the new one
+    first = session.take_prepared_reply(session.conversation.pk)
+    assert first is not None
+    actions.finish_reply(first[0].pk, text="Hello!", status="complete", row=first[0])
+
+    with CaptureQueriesContext(connection) as sent:
+        events, reply_conversation = session._send(
+            {"type": "message.send", "client_id": "c2", "text": "And my order?"}
+        )
+    prepared = session.take_prepared_reply(reply_conversation)
+    assert prepared is not None
+    reply, context = prepared
+    statements = [q["sql"] for q in sent.captured_queries]
+    assert sum(sql.startswith(("BEGIN", "SAVEPOINT")) for sql in statements) <= 1, statements
+    assert len(statements) <= 10, statements
+    # The visitor's message (seq 3) and the reply's row (seq 4), the history for the model.
+    assert [e["message"]["seq"] for e in events if e["type"] == "message"] == [3]
+    assert (reply.seq, reply.status, reply.role) == (4, "streaming", "assistant")
+    assert [m.role for m in context.history] == ["user", "assistant", "user"]
+    assert context.history[-1].parts[0].text == "And my order?"
+
+    with CaptureQueriesContext(connection) as finished:
+        actions.finish_reply(reply.pk, text="On its way.", status="complete", row=reply)
+    assert len(finished.captured_queries) <= 4, [q["sql"] for q in finished.captured_queries]
+    stored = Message.objects.get(pk=reply.pk)
+    assert (stored.text, stored.status) == ("On its way.", "complete")
+
+
+def test_a_message_sent_while_a_reply_runs_leaves_the_next_reply_to_its_task(
+    acme_bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a reply of this process still streaming, the next one is not prepared in the
+    send: it waits for the running one and then reads the history with its text."""
+    from widget.session import WidgetSession
+    from widget.tokens import read_session_token
+
+    token, visitor = session_token_for(acme_bot)
+    session = WidgetSession(acme_bot, visitor, read_session_token(token), "127.0.0.1")
+    session._send({"type": "message.send", "client_id": "c1", "text": "Hi"})
+    assert session.prepared_reply is not None
+    session.prepared_reply = None
+    monkeypatch.setattr(actions, "reply_running", lambda conversation_id: True)
+    _, reply_conversation = session._send({"type": "message.send", "client_id": "c2", "text": "?"})
+    assert reply_conversation == session.conversation.pk
+    assert session.take_prepared_reply(reply_conversation) is None
+    assert not Message.objects.filter(conversation=session.conversation, seq=4).exists()
+
+
+async def test_a_prepared_reply_queued_behind_a_running_one_reads_its_text(
+    acme_bot: Bot, model: ScriptedModel
+) -> None:
+    """Two replies in one conversation, the second prepared before the first ended (two tabs
+    sending at once): the second waits, then reads the history again, the first reply's
+    final text included."""
+    model.gate = asyncio.Event()
+    model.hold_at = 1
+    model.reached = asyncio.Event()
+    token, _ = await make_token(acme_bot)
+    comm, _ = await hello(acme_bot, token)
+    await comm.send_json_to({"type": "message.send", "client_id": "a", "text": "First"})
+    await asyncio.wait_for(model.reached.wait(), 5)
+    conversation_id = next(iter(actions._running))
+
+    def second_send() -> tuple[Message, object]:
+        received = actions.receive_visitor_message(
+            Message.objects.get(conversation_id=conversation_id, seq=1).conversation.visitor,
+            Message.objects.get(conversation_id=conversation_id, seq=1).conversation,
+            client_id="b",
+            text="Second",
+            with_reply=True,
+        )
+        assert received.reply is not None
+        return received.reply, replies.load_context(received.reply)
+
+    prepared = await database_sync_to_async(second_send)()
+    second = actions.start_reply(conversation_id, prepared)
+    model.hold_at = None
+    model.gate.set()
+    await asyncio.wait_for(second, 5)
+    last_history = model.histories[-1]
+    assert [m.role for m in last_history] == ["user", "assistant", "user"]
+    assert last_history[1].parts[0].text == "Hello from Acme!"
+    await comm.disconnect()
+
+
 async def test_open_widget_sockets_are_counted_for_metrics(acme_bot: Bot) -> None:
     from chatbot.core import metrics
 
