@@ -219,7 +219,14 @@ class WidgetConsumer(FanoutWebsocketConsumer):
         )
         self._arm_expiry()
         await self._follow()
-        for event in await db_async(session.sync_ready)(frame.get("resume_after_seq") or 0):
+        after_seq = frame.get("resume_after_seq") or 0
+        # A visitor without a conversation yet has nothing to read: no database trip.
+        ready = (
+            session.sync_ready(after_seq)
+            if session.conversation is None
+            else await db_async(session.sync_ready)(after_seq)
+        )
+        for event in ready:
             await self.send_json(event)
         self._watch_orphans()
 

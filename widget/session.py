@@ -175,7 +175,8 @@ class WidgetSession:
         return visitor_conversations.exclude(status="closed").order_by("-updated_at").first()
 
     def sync_ready(self, after_seq: object = 0) -> list[dict[str, Any]]:
-        """`ready`, then every message after `after_seq`, the streaming one with its text."""
+        """`ready`, then every message after `after_seq`, the streaming one with its text.
+        Without a conversation it reads nothing (callable on the event loop then)."""
         if after_seq is None:
             after_seq = 0
         if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
