@@ -260,6 +260,11 @@ def _embedding_endpoint() -> ModelEndpoint | None:
     return None
 
 
+def has_embedding_endpoint() -> bool:
+    """Whether an operator endpoint offers embeddings (sync: reads the registry)."""
+    return _embedding_endpoint() is not None
+
+
 async def embed(
     texts: list[str], endpoint: ModelEndpoint | EndpointSpec | None = None
 ) -> list[list[float]] | None:
