@@ -37,17 +37,24 @@ async def _builtin(texts: list[str], query: bool) -> list[list[float]] | None:
     return await sync_to_async(builtin_embedder.embed, thread_sensitive=False)(texts, query=query)
 
 
-def _builtin_in_use() -> bool:
-    """Whether the built-in model makes the vectors (sync: reads the declared endpoints)."""
-    from chatbot.llm.service import has_embedding_endpoint
+def model_in_use() -> str | None:
+    """The model that makes vectors now, as stored with them (`Chunk.embedding_model`), or None
+    when nothing embeds. Sync: reads the declared endpoints."""
+    from chatbot.llm.service import embedding_endpoint
 
     choice = embedder_choice()
-    if choice == "builtin" or (choice == "auto" and not has_embedding_endpoint()):
-        return builtin_embedder.available()
-    return False
+    if choice == "off":
+        return None
+    if choice != "builtin":
+        endpoint = embedding_endpoint()
+        if endpoint is not None:
+            return f"{endpoint.kind}:{endpoint.embedding_model or endpoint.model}"
+        if choice == "endpoint":
+            return None
+    return builtin_embedder.MODEL_ID if builtin_embedder.available() else None
 
 
-def min_similarity() -> float:
+def min_similarity(model: str | None) -> float:
     """The cosine from which a passage's vector counts as answering the question.
 
     Each model has its own scale: the built-in e5 puts any two texts at 0.7 or more, the
@@ -57,7 +64,9 @@ def min_similarity() -> float:
     configured = getattr(settings, "KNOWLEDGE_MIN_SIMILARITY", None)
     if configured is not None:
         return float(configured)
-    return builtin_embedder.MIN_SIMILARITY if _builtin_in_use() else DEFAULT_MIN_SIMILARITY
+    if model == builtin_embedder.MODEL_ID:
+        return builtin_embedder.MIN_SIMILARITY
+    return DEFAULT_MIN_SIMILARITY
 
 
 async def aembed_texts(texts: list[str], *, query: bool = False) -> list[list[float]] | None:

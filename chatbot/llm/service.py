@@ -260,9 +260,10 @@ def _embedding_endpoint() -> ModelEndpoint | None:
     return None
 
 
-def has_embedding_endpoint() -> bool:
-    """Whether an operator endpoint offers embeddings (sync: reads the registry)."""
-    return _embedding_endpoint() is not None
+def embedding_endpoint() -> ModelEndpoint | None:
+    """The operator endpoint that makes embeddings, if one offers them (sync: reads the
+    registry)."""
+    return _embedding_endpoint()
 
 
 async def embed(
