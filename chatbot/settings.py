@@ -520,6 +520,17 @@ if KNOWLEDGE_EMBEDDER not in ("auto", "endpoint", "builtin", "off"):
     raise ImproperlyConfigured(
         f"KNOWLEDGE_EMBEDDER: expected auto, endpoint, builtin or off, got {KNOWLEDGE_EMBEDDER!r}"
     )
+# OpenMP threads of the built-in embedder per process (workers already run side by side).
+KNOWLEDGE_EMBEDDER_THREADS = env_int("KNOWLEDGE_EMBEDDER_THREADS", 1, minimum=1)
+# The cosine from which an endpoint's vector says a passage answers (each model has its own
+# scale; unset: 0.4, or the built-in model's own when it makes the vectors).
+_min_similarity = env_str("KNOWLEDGE_MIN_SIMILARITY").strip()
+try:
+    KNOWLEDGE_MIN_SIMILARITY = float(_min_similarity) if _min_similarity else None
+except ValueError:
+    raise ImproperlyConfigured(
+        f"KNOWLEDGE_MIN_SIMILARITY: expected a number, got {_min_similarity!r}"
+    ) from None
 # One knowledge page (headers and body) may take this many seconds to arrive; a site that
 # drips its bytes more slowly fails the sync with a message saying so.
 KNOWLEDGE_FETCH_DEADLINE = env_int("KNOWLEDGE_FETCH_DEADLINE", 30, minimum=1)

@@ -99,7 +99,8 @@ def run(vendor: str, split: str | None, show_misses: bool) -> int:
             embedded = embed_texts([query.text], query=True)
             assert embedded, "the built-in embedder gave no vector"
             query_vector = embedded[0]
-        hits = search(bot, query, k=5, query_vector=query_vector)
+        model = builtin_embedder.MODEL_ID if vectors else None
+        hits = search(bot, query, k=5, query_vector=query_vector, vector_model=model)
         timings.append((time.perf_counter() - started) * 1000)
         foreign = [hit for hit in hits if hit.chunk.source_id not in paths]
         if foreign:

@@ -19,6 +19,9 @@ from . import builtin_embedder
 log = logging.getLogger(__name__)
 
 BATCH = 32
+# The relevance cut-off for an endpoint's vectors, tuned on bench/retrieval with
+# all-MiniLM-L6-v2 (the cosine scale of the small sentence-transformers models).
+DEFAULT_MIN_SIMILARITY = 0.4
 CHOICES = ("auto", "endpoint", "builtin", "off")
 
 
@@ -27,18 +30,50 @@ def embedder_choice() -> str:
     return choice if choice in CHOICES else "auto"
 
 
-async def _builtin(texts: list[str]) -> list[list[float]] | None:
+async def _builtin(texts: list[str], query: bool) -> list[list[float]] | None:
     if not builtin_embedder.available():
         return None
-    # CPU-bound numpy work: a worker thread, not the event loop nor the database thread.
-    return await sync_to_async(builtin_embedder.embed, thread_sensitive=False)(texts)
+    # CPU-bound work: a worker thread, not the event loop nor the database thread.
+    return await sync_to_async(builtin_embedder.embed, thread_sensitive=False)(texts, query=query)
+
+
+def model_in_use() -> str | None:
+    """The model that makes vectors now, as stored with them (`Chunk.embedding_model`), or None
+    when nothing embeds. Sync: reads the declared endpoints."""
+    from chatbot.llm.service import embedding_endpoint
+
+    choice = embedder_choice()
+    if choice == "off":
+        return None
+    if choice != "builtin":
+        endpoint = embedding_endpoint()
+        if endpoint is not None:
+            return f"{endpoint.kind}:{endpoint.embedding_model or endpoint.model}"
+        if choice == "endpoint":
+            return None
+    return builtin_embedder.MODEL_ID if builtin_embedder.available() else None
+
+
+def min_similarity(model: str | None) -> float:
+    """The cosine from which a passage's vector counts as answering the question.
+
+    Each model has its own scale: the built-in e5 puts any two texts at 0.7 or more, the
+    small English models that endpoints often serve at 0.2 or less. KNOWLEDGE_MIN_SIMILARITY
+    sets it for an endpoint's model; the built-in one brings its own.
+    """
+    configured = getattr(settings, "KNOWLEDGE_MIN_SIMILARITY", None)
+    if configured is not None:
+        return float(configured)
+    if model == builtin_embedder.MODEL_ID:
+        return builtin_embedder.MIN_SIMILARITY
+    return DEFAULT_MIN_SIMILARITY
 
 
 async def aembed_texts(texts: list[str], *, query: bool = False) -> list[list[float]] | None:
     """Vectors for `texts`, or None when embeddings are unavailable right now.
 
     `query` says the texts are questions rather than passages (some models embed them
-    differently; the built-in one does not).
+    differently: the built-in e5 prefixes each side its own way).
     """
     from chatbot.llm.service import EmbeddingError, embed
 
@@ -48,7 +83,7 @@ async def aembed_texts(texts: list[str], *, query: bool = False) -> list[list[fl
     if choice == "off":
         return None
     if choice == "builtin":
-        return await _builtin(texts)
+        return await _builtin(texts, query)
     vectors: list[list[float]] = []
     for start in range(0, len(texts), BATCH):
         try:
@@ -58,7 +93,7 @@ async def aembed_texts(texts: list[str], *, query: bool = False) -> list[list[fl
             return None
         if batch is None:
             # No endpoint offers embeddings: the built-in model, when allowed and installed.
-            return await _builtin(texts) if choice == "auto" and not vectors else None
+            return await _builtin(texts, query) if choice == "auto" and not vectors else None
         vectors.extend(batch)
     return vectors
 

@@ -21,6 +21,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chatbot.lib import heavy
@@ -29,7 +30,7 @@ from . import conf
 from .analysis import detect_language, language_name, search_fields
 from .chunking import Piece, chunk_document
 from .crawl import MAX_URL_LENGTH, Blocked, Fetcher, FetchError, Page, crawl, sitemap_pages
-from .embedding import embed_texts
+from .embedding import embed_texts, model_in_use
 from .extract import ExtractionError, extract
 from .models import Chunk, Document, Source, SourceKind, SourceStatus
 from .retrieval import bot_language, to_vector_bytes
@@ -229,11 +230,20 @@ def embedding_parts(chunk: Chunk) -> list[str]:
 
 
 def embed_missing(source: Source) -> int:
-    """Give vectors to the source's chunks that lack one; 0 when no endpoint embeds."""
+    """Give vectors to the source's chunks that lack one, or whose vectors another model made
+    (the operator switched models); 0 when nothing embeds."""
+    model = model_in_use()
+    if model is None:
+        return 0
     done = 0
     while True:
         batch = list(
-            Chunk.objects.filter(source=source, embedding__isnull=True)
+            Chunk.objects.filter(source=source)
+            .filter(
+                Q(embedding__isnull=True)
+                | Q(embedding_model__isnull=True)
+                | ~Q(embedding_model=model)
+            )
             .only("id", "title", "heading", "text")
             .order_by("id")[:EMBED_BATCH]
         )
@@ -252,7 +262,8 @@ def embed_missing(source: Source) -> int:
             chunk.embedding_parts = (
                 b"".join(to_vector_bytes(next(rest)) for _ in chunk_parts) or None
             )
-        Chunk.objects.bulk_update(batch, ["embedding", "embedding_parts"])
+            chunk.embedding_model = model
+        Chunk.objects.bulk_update(batch, ["embedding", "embedding_parts", "embedding_model"])
         done += len(batch)
 
 

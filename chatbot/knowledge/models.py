@@ -156,6 +156,12 @@ class Chunk(models.Model):
     # `embedding`: a question about one fact is closer to its paragraph than to the whole
     # passage's average. The vector ranking takes the best of them.
     embedding_parts = models.BinaryField(null=True, blank=True)
+    # The model that made both (`embedding.model_in_use`): a question's vector is compared only
+    # with vectors of its own model. Two models may make vectors of the same size (the built-in
+    # e5 and all-MiniLM-L6-v2 before it both make 384 floats) that mean nothing to each other.
+    # Null for vectors made before it was recorded. (Nullable without a default: SQLite adds
+    # such a column in place; one with a default rebuilds the table, and its FTS5 triggers.)
+    embedding_model = models.CharField(max_length=250, null=True, blank=True)  # noqa: DJ001
 
     objects = TenantScopedManager()
 

@@ -27,12 +27,14 @@ import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 
 from chatbot.bots.models import Bot
 from chatbot.llm.types import Passage
 
+from . import builtin_embedder
 from .analysis import analyze, language_name, query_language
-from .embedding import aembed_texts, embed_texts
+from .embedding import aembed_texts, embed_texts, min_similarity, model_in_use
 from .models import Chunk, SourceKind
 
 log = logging.getLogger(__name__)
@@ -42,10 +44,14 @@ CANDIDATES = 30
 # At most this many chunks sharing a term with the question are scored by BM25 (the engine's
 # own rank picks them when there are more; then rare terms' counts are estimates).
 FULLTEXT_POOL = 1000
-# Reciprocal-rank fusion constant (Cormack et al. use 60): damps the head of each list.
-RRF_K = 60
+# Reciprocal-rank fusion constant (Cormack et al. use 60): the lower, the more the head of
+# each list counts. With the multilingual built-in model the vector ranking is the better
+# one (tuning half, vectors alone: hit@1 0.76, full-text 0.60), so it weighs 3 and k is 10:
+# the full-text ranking then decides between passages the vectors put close, and lifts a
+# passage that names the question's rare words. Tuned on bench/retrieval's tuning half.
+RRF_K = 10
 # The vector ranking's weight in the fusion (the full-text one has 1).
-VECTOR_WEIGHT = 1.0
+VECTOR_WEIGHT = 3.0
 MAX_QUERY_TERMS = 48
 MAX_QUERY_CHARS = 2000
 
@@ -129,6 +135,8 @@ class Hit:
     coverage: float = 0.0
     # Cosine similarity of the chunk's vector to the question's, when both exist.
     similarity: float | None = None
+    # From which similarity the vector says "answers": each embedding model has its scale.
+    min_similarity: float = 1.0
 
     def as_passage(self) -> Passage:
         document, source = self.chunk.document, self.chunk.source
@@ -146,16 +154,15 @@ class Hit:
 
 
 # A chunk answers when it holds at least this share of the question's weight, or its vector
-# is at least this close. Tuned on bench/retrieval: the unanswerable questions against the
-# answerable ones of the tuning half.
+# is at least as close as its model's cut-off (`embedding.min_similarity`). Tuned on
+# bench/retrieval: the unanswerable questions against the answerable ones of the tuning half.
 MIN_COVERAGE = 0.2
-MIN_SIMILARITY = 0.4
 
 
 def is_relevant(hit: Hit) -> bool:
     if hit.coverage >= MIN_COVERAGE:
         return True
-    return hit.similarity is not None and hit.similarity >= MIN_SIMILARITY
+    return hit.similarity is not None and hit.similarity >= hit.min_similarity
 
 
 @dataclass(slots=True)
@@ -299,13 +306,21 @@ def to_vector_bytes(vector: list[float]) -> bytes:
 
 
 def vector_ranking(
-    bot: Bot, query_vector: list[float], limit: int = CANDIDATES
+    bot: Bot, query_vector: list[float], limit: int = CANDIDATES, *, model: str | None = None
 ) -> list[tuple[int, float]]:
-    """(chunk id, cosine similarity) of this bot's chunks closest to the question, best first."""
+    """(chunk id, cosine similarity) of this bot's chunks closest to the question, best first.
+
+    `model` made the question's vector: only chunks embedded by it are compared. Vectors
+    recorded without their model (before it was stored) count as an endpoint's, never as the
+    built-in model's: they may be the English MiniLM's, the same size as e5's.
+    """
     query = np.frombuffer(to_vector_bytes(query_vector), dtype="<f4")
-    rows = Chunk.objects.filter(
-        tenant_id=bot.tenant_id, bot_id=bot.pk, embedding__isnull=False
-    ).values_list("id", "embedding", "embedding_parts")
+    chunks = Chunk.objects.filter(tenant_id=bot.tenant_id, bot_id=bot.pk, embedding__isnull=False)
+    if model == builtin_embedder.MODEL_ID:
+        chunks = chunks.filter(embedding_model=model)
+    elif model is not None:
+        chunks = chunks.filter(Q(embedding_model=model) | Q(embedding_model__isnull=True))
+    rows = chunks.values_list("id", "embedding", "embedding_parts")
     ids: list[int] = []
     scores: list[float] = []
     for chunk_id, blob, parts_blob in rows:
@@ -344,14 +359,18 @@ def search(
     k: int = 5,
     *,
     query_vector: list[float] | None = None,
+    vector_model: str | None = None,
 ) -> list[Hit]:
-    """The best `k` chunks for `query`; `query_vector` adds the vector ranking when given."""
+    """The best `k` chunks for `query`; `query_vector` adds the vector ranking when given,
+    over the chunks embedded by `vector_model` (the model that made it; any when None)."""
     if isinstance(query, str):
         query = SearchQuery.of(query)
     if query.is_empty() or k <= 0:
         return []
     fulltext = fulltext_ranking(bot, query)
-    vector = vector_ranking(bot, query_vector) if query_vector is not None else []
+    vector = (
+        vector_ranking(bot, query_vector, model=vector_model) if query_vector is not None else []
+    )
     fused = fuse([[i for i, _ in fulltext], [i for i, _ in vector]], weights=(1.0, VECTOR_WEIGHT))
     fused = fused[:k]
     if not fused:
@@ -362,6 +381,7 @@ def search(
     by_id = {chunk.pk: chunk for chunk in chunks.select_related("document", "source")}
     fulltext_found = {chunk_id: (rank, cov) for rank, (chunk_id, cov) in enumerate(fulltext, 1)}
     vector_found = {chunk_id: (rank, sim) for rank, (chunk_id, sim) in enumerate(vector, 1)}
+    floor = min_similarity(vector_model)
     hits = []
     for chunk_id, score in fused:
         if chunk_id not in by_id:
@@ -376,6 +396,7 @@ def search(
                 vector_rank=vector_rank,
                 coverage=coverage,
                 similarity=similarity,
+                min_similarity=floor,
             )
         )
     return hits
@@ -395,10 +416,11 @@ def search_with_embeddings(
     """`search`, embedding the question first when the bot's chunks have vectors (sync)."""
     search_query = _as_query(query)
     query_vector = None
-    if not search_query.is_empty() and has_embeddings(bot):
+    model = model_in_use() if not search_query.is_empty() and has_embeddings(bot) else None
+    if model is not None:
         vectors = embed_texts([search_query.text], query=True)
         query_vector = vectors[0] if vectors else None
-    return search(bot, search_query, k, query_vector=query_vector)
+    return search(bot, search_query, k, query_vector=query_vector, vector_model=model)
 
 
 def retrieve(bot: Bot, query: SearchQuery | str | Sequence[str], k: int = 5) -> list[Passage]:
@@ -422,10 +444,15 @@ async def aretrieve(
     try:
         search_query = _as_query(query)
         query_vector = None
+        model = None
         if not search_query.is_empty() and await sync_to_async(has_embeddings)(bot):
+            model = await sync_to_async(model_in_use)()
+        if model is not None:
             vectors = await aembed_texts([search_query.text], query=True)
             query_vector = vectors[0] if vectors else None
-        hits = await sync_to_async(search)(bot, search_query, k, query_vector=query_vector)
+        hits = await sync_to_async(search)(
+            bot, search_query, k, query_vector=query_vector, vector_model=model
+        )
         return [hit.as_passage() for hit in hits]
     except Exception:
         log.exception("knowledge: retrieval failed for bot %s", bot.pk)

@@ -260,6 +260,12 @@ def _embedding_endpoint() -> ModelEndpoint | None:
     return None
 
 
+def embedding_endpoint() -> ModelEndpoint | None:
+    """The operator endpoint that makes embeddings, if one offers them (sync: reads the
+    registry)."""
+    return _embedding_endpoint()
+
+
 async def embed(
     texts: list[str], endpoint: ModelEndpoint | EndpointSpec | None = None
 ) -> list[list[float]] | None:

@@ -141,3 +141,30 @@ def test_retrieval_survives_an_embedding_endpoint_that_fails_at_question_time(
     _add_texts(acme_bot, run_on_commit)
     embedder.fail_with = 503
     assert retrieve(acme_bot, "When do you open on Sunday?")[0].title == "Hours"
+
+
+def test_vectors_of_another_model_are_not_compared_and_the_next_sync_replaces_them(
+    acme_bot: Bot, embedder: EmbeddingServer, run_on_commit: Callable[..., Any], settings: Any
+) -> None:
+    from chatbot.knowledge import builtin_embedder
+
+    sources = _add_texts(acme_bot, run_on_commit)
+    chunks = Chunk.objects.filter(bot=acme_bot)
+    assert set(chunks.values_list("embedding_model", flat=True)) == {"openai:test-embed"}
+    # Vectors recorded before the model was stored count as the endpoint's...
+    chunks.update(embedding_model=None)
+    [best, *_] = search_with_embeddings(acme_bot, "How much is postage?", k=3)
+    assert best.chunk.title == "Shipping" and best.vector_rank == 1
+
+    # ...never as the built-in model's: the operator switched, and the endpoint's vectors
+    # mean nothing next to the built-in model's question (whatever their size).
+    settings.KNOWLEDGE_EMBEDDER = "builtin"
+    hits = search_with_embeddings(acme_bot, "How much is postage?", k=3)
+    assert all(hit.vector_rank is None for hit in hits)
+    # The next sync of each source embeds its chunks again, with the model now in use.
+    for source in sources:
+        tasks.sync_source.apply(args=[source.pk])
+    assert set(chunks.values_list("embedding_model", flat=True)) == {builtin_embedder.MODEL_ID}
+    [best, *_] = search_with_embeddings(acme_bot, "How much is postage?", k=3)
+    assert best.chunk.title == "Shipping" and best.vector_rank == 1
+    assert best.as_passage().relevant
