@@ -115,7 +115,19 @@ def authenticate(token: object, *, bot: Bot | None = None) -> tuple[Bot, Visitor
     check_claims_for_bot(claims, bot)
     if not bot.enabled or tenant_suspended(bot):
         raise TokenError("bot_disabled", "This assistant is not available.")
-    visitor = Visitor.objects.filter(bot=bot, public_id=claims.visitor_id).first()
+    # With the visitor, the id of their most recent open conversation (`sync_select`): a new
+    # visitor's hello then needs no second query.
+    latest_open = (
+        Conversation.objects.filter(visitor=OuterRef("pk"))
+        .exclude(status="closed")
+        .order_by("-updated_at")
+        .values("pk")[:1]
+    )
+    visitor = (
+        Visitor.objects.filter(bot=bot, public_id=claims.visitor_id)
+        .annotate(latest_open_conversation=Subquery(latest_open))
+        .first()
+    )
     if visitor is None:
         raise TokenError("bad_token", "The session token names an unknown visitor.")
     visitor.bot = bot  # already loaded: later steps need no query for it
@@ -172,6 +184,12 @@ class WidgetSession:
             if conversation is None:
                 raise FrameError("not_found", "No such conversation.")
             return conversation
+        # Read with the visitor by `authenticate`, in this session's first trip.
+        latest: int | str | None = getattr(self.visitor, "latest_open_conversation", "unread")
+        if latest is None:
+            return None
+        if isinstance(latest, int):
+            return visitor_conversations.filter(pk=latest).first()
         return visitor_conversations.exclude(status="closed").order_by("-updated_at").first()
 
     def sync_ready(self, after_seq: object = 0) -> list[dict[str, Any]]:

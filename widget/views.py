@@ -334,6 +334,8 @@ def session(request: HttpRequest) -> HttpResponse:
         identity=identity,
         locale=locale or "",
         preview=preview,
+        page_url=page_origin,
+        user_agent=request.headers.get("User-Agent", ""),
     )
     token, ttl = issue_session_token(bot, visitor.public_id, page_origin, preview=preview)
     response = JsonResponse(

@@ -69,8 +69,11 @@ def open_visitor(
     identity: Any = None,
     locale: str = "",
     preview: bool = False,
+    page_url: str = "",
+    user_agent: str = "",
 ) -> Visitor:
-    """The visitor for a new widget session.
+    """The visitor for a new widget session, with the page and browser it came from (so the
+    socket's `hello` usually finds them unchanged and writes nothing: note_visitor_context).
 
     A verified identity (already checked by the caller) selects that host user's visitor.
     A resume id brings back an *anonymous* visitor only: a verified visitor is reachable with
@@ -89,6 +92,7 @@ def open_visitor(
                 ]
                 for field in changed:
                     setattr(visitor, field, getattr(identity, field))
+                changed += _context_changes(visitor, page_url, user_agent)
                 visitor.save(update_fields=[*changed, "last_seen_at"])
                 return visitor
             try:
@@ -100,6 +104,8 @@ def open_visitor(
                         name=identity.name,
                         email=identity.email,
                         locale=locale[:10],
+                        page_url=page_url[:500],
+                        user_agent=user_agent[:300],
                     )
             except IntegrityError:
                 continue
@@ -109,9 +115,26 @@ def open_visitor(
             bot=bot, public_id=resume_visitor_id, verified=False, preview=preview
         ).first()
         if visitor is not None:
-            visitor.save(update_fields=["last_seen_at"])
+            changed = _context_changes(visitor, page_url, user_agent)
+            visitor.save(update_fields=[*changed, "last_seen_at"])
             return visitor
-    return Visitor.objects.create(bot=bot, locale=locale[:10], preview=preview)
+    return Visitor.objects.create(
+        bot=bot,
+        locale=locale[:10],
+        preview=preview,
+        page_url=page_url[:500],
+        user_agent=user_agent[:300],
+    )
+
+
+def _context_changes(visitor: Visitor, page_url: str, user_agent: str) -> list[str]:
+    """Set the visitor's page and browser when given and different; the fields changed."""
+    changed = []
+    for field, value in (("page_url", page_url[:500]), ("user_agent", user_agent[:300])):
+        if value and getattr(visitor, field) != value:
+            setattr(visitor, field, value)
+            changed.append(field)
+    return changed
 
 
 def note_visitor_context(visitor: Visitor, *, page_url: str = "", user_agent: str = "") -> None:

@@ -394,3 +394,27 @@ def test_the_conversation_list_is_one_query(acme_bot: Bot) -> None:
     assert len(captured.captured_queries) == 1
     previews = sorted(item["preview"] for item in events[0]["items"])
     assert previews == [f"Question {n}" for n in range(5)]
+
+
+def test_a_new_visitors_hello_is_one_query(acme_bot: Bot) -> None:
+    """The session request records the page and browser, and the visitor's read brings the id
+    of their latest open conversation: the socket's hello then reads one row and writes none."""
+    from django.test.utils import CaptureQueriesContext
+
+    from widget.consumers import _open_session
+    from widget.tokens import issue_session_token
+
+    from .conftest import SHOP
+
+    visitor = actions.open_visitor(acme_bot, page_url=SHOP, user_agent="Firefox")
+    token, _ = issue_session_token(acme_bot, visitor.public_id, SHOP)
+    with CaptureQueriesContext(connection) as captured:
+        session = _open_session(acme_bot, token, SHOP, "Firefox", "127.0.0.1", "s", None)
+    assert session.conversation is None
+    assert len(captured.captured_queries) == 1, [q["sql"] for q in captured.captured_queries]
+
+    received = actions.receive_visitor_message(visitor, None, client_id="c1", text="Hi")
+    with CaptureQueriesContext(connection) as captured:
+        session = _open_session(acme_bot, token, SHOP, "Firefox", "127.0.0.1", "s", None)
+    assert session.conversation == received.conversation
+    assert len(captured.captured_queries) == 2
