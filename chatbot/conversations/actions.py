@@ -223,7 +223,7 @@ def receive_visitor_message(
 
     `with_reply`: when the bot is to answer, also create its `streaming` row (the next seq),
     in the same transaction: the reply then needs no locking trip of its own
-    (`replies.run_reply` with `prepared`). Only for a conversation with no reply running.
+    (`start_reply(conversation_id, prepared)`). Only for a conversation with no reply running.
     """
     if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
         raise ActionError("bad_request", "client_id must be 1-64 letters, digits, - or _.")
