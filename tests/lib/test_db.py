@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import threading
 
+import pytest
 from asgiref.sync import async_to_sync
 
 from chatbot.lib import db
@@ -83,9 +84,11 @@ async def test_a_place_granted_as_its_waiter_is_cancelled_goes_to_the_next() -> 
     assert gate.running == 1 and not gate.waiting
 
 
+@pytest.mark.embedded  # one thread: the order calls run in is the order they were handed over
+@pytest.mark.django_db
 async def test_the_database_thread_runs_another_tenants_call_before_a_queued_flood() -> None:
-    """Through the real threads: the flood holds every place (blocked), queues 30 more, then
-    another tenant's call comes; it runs right after the calls already handed over."""
+    """Through the real thread: the flood holds it (blocked), queues 30 more, then another
+    tenant's call comes; it runs right after the call already handed over."""
     capacity = FairGate(db._threads()).capacity
     release = threading.Event()
     order: list[str] = []
@@ -113,6 +116,7 @@ async def test_the_database_thread_runs_another_tenants_call_before_a_queued_flo
     assert order.index("quiet") == capacity
 
 
+@pytest.mark.django_db
 async def test_untagged_calls_do_not_queue_at_the_gate() -> None:
     db.queue_as(None)
     gate = db._gate()
@@ -123,6 +127,7 @@ async def test_untagged_calls_do_not_queue_at_the_gate() -> None:
         gate.running = 0
 
 
+@pytest.mark.django_db
 def test_a_tagged_call_from_a_sync_caller_runs_in_its_thread() -> None:
     """Nested (async_to_sync, as Django's test client runs async views): the caller's thread
     and connection, and no place at the gate (which belongs to another loop)."""
