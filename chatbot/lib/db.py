@@ -95,8 +95,9 @@ class FairGate:
         queue = self.waiting.get(tenant)
         if queue is None:
             queue = self.waiting[tenant] = deque()
-            if self.served_last in self.waiting and self.served_last != tenant:
-                self.waiting.move_to_end(self.served_last)
+            last = self.served_last
+            if last is not None and last != tenant and last in self.waiting:
+                self.waiting.move_to_end(last)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.append(future)
         try:
@@ -133,8 +134,8 @@ def _pooled() -> bool:
 
 def _threads() -> int:
     """The database threads: the one SQLite thread, or the loop's default thread pool
-    (asyncio's default size, as `ThreadPoolExecutor` computes it)."""
-    return min(32, (os.process_cpu_count() or 1) + 4) if _pooled() else 1
+    (its default size: the CPUs plus 4, at most 32)."""
+    return min(32, (os.cpu_count() or 1) + 4) if _pooled() else 1
 
 
 _gates: dict[asyncio.AbstractEventLoop, FairGate] = {}
