@@ -15,11 +15,11 @@ Calls made one after another by the same coroutine still run one after another; 
 different sockets and replies run side by side.
 
 Tenants take turns at the threads. A call tagged with a tenant (`queue_as`: the widget
-session and the reply tasks it starts set it) waits in `FairGate`, per tenant, while the
-threads already have enough work queued; a freed place goes to the waiting tenants in
-round-robin order. One tenant's flood of calls therefore queues behind itself, and another
-tenant's call waits for at most the calls already handed to the threads, not for the flood.
-Untagged calls (the dashboard, the API, tasks) go straight to the threads, as before.
+session sets it, the reply tasks it starts keep it) waits in `FairGate`, per tenant, while
+every thread has a call; a freed place goes to the waiting tenants in round-robin order.
+One tenant's flood of calls therefore queues behind itself, and another tenant's call waits
+for at most the calls already handed to the threads, not for the flood. Untagged calls (the
+dashboard, the API, tasks) and nested ones go straight to the threads, as before.
 """
 
 from __future__ import annotations
