@@ -14,12 +14,14 @@ code, so it shares the caller's connection and transaction.
 Calls made one after another by the same coroutine still run one after another; only
 different sockets and replies run side by side.
 
-Tenants take turns at the threads. A call tagged with a tenant (`queue_as`: the widget
-session sets it, the reply tasks it starts keep it) waits in `FairGate`, per tenant, while
-every thread has a call; a freed place goes to the waiting tenants in round-robin order.
+On SQLite, tenants take turns at the thread. A call tagged with a tenant (`queue_as`: the
+widget session sets it, the reply tasks it starts keep it) waits in `FairGate`, per tenant,
+while the thread has a call; a freed thread goes to the waiting tenants in round-robin order.
 One tenant's flood of calls therefore queues behind itself, and another tenant's call waits
-for at most the calls already handed to the threads, not for the flood. Untagged calls (the
-dashboard, the API, tasks) and nested ones go straight to the threads, as before.
+for at most the one call already on the thread, not for the flood. Untagged calls (the
+dashboard, the API, tasks) and nested ones go straight to the thread, as before. On
+PostgreSQL the pool's threads take calls side by side and the tag is not used: the same gate
+there (a place per thread) measured no better and possibly worse (bench/tenant_flood).
 """
 
 from __future__ import annotations
@@ -132,26 +134,20 @@ def _pooled() -> bool:
     return bool(settings.DB_IS_POSTGRES)
 
 
-def _threads() -> int:
-    """The database threads: the one SQLite thread, or the loop's default thread pool
-    (its default size: the CPUs plus 4, at most 32)."""
-    return min(32, (os.cpu_count() or 1) + 4) if _pooled() else 1
-
-
 _gates: dict[asyncio.AbstractEventLoop, FairGate] = {}
 
 
 def _gate() -> FairGate:
-    """This event loop's gate (futures belong to the loop that made them), with a place per
-    database thread: a call handed over never waits behind another tenant's in the threads'
-    own queue (first come, first served). The cost: a freed thread waits for the loop to
-    hand it the next call (one loop iteration)."""
+    """This event loop's gate (futures belong to the loop that made them) in front of the one
+    SQLite thread, with one place: a call handed over never waits behind another tenant's in
+    the thread's own queue (first come, first served). The cost: a freed thread waits for the
+    loop to hand it the next call (one loop iteration)."""
     loop = asyncio.get_running_loop()
     gate = _gates.get(loop)
     if gate is None:
         for old in [other for other in _gates if other.is_closed()]:
             del _gates[old]  # loops of finished test runs or threads
-        gate = _gates[loop] = FairGate(_threads())
+        gate = _gates[loop] = FairGate(1)
     return gate
 
 
@@ -163,7 +159,7 @@ def db_async[**P, R](fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
         nested = getattr(AsyncToSync.executors, "current", None) is not None
         runner = _DatabaseCall(fn, thread_sensitive=nested or not _pooled())
         tenant = _tenant.get()
-        if nested or tenant is None:
+        if nested or tenant is None or _pooled():
             return await runner(*args, **kwargs)
         gate = _gate()
         await gate.acquire(tenant)

@@ -89,7 +89,7 @@ async def test_a_place_granted_as_its_waiter_is_cancelled_goes_to_the_next() -> 
 async def test_the_database_thread_runs_another_tenants_call_before_a_queued_flood() -> None:
     """Through the real thread: the flood holds it (blocked), queues 30 more, then another
     tenant's call comes; it runs right after the call already handed over."""
-    capacity = FairGate(db._threads()).capacity
+    capacity = db._gate().capacity
     release = threading.Event()
     order: list[str] = []
 
@@ -149,3 +149,15 @@ async def test_a_task_started_with_the_tenant_context_keeps_only_the_tag() -> No
 
     task = asyncio.get_running_loop().create_task(seen(), context=db.tenant_context())
     assert await task == (QUIET, "unset")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+async def test_tagged_calls_do_not_queue_at_the_gate_on_postgresql() -> None:
+    db.queue_as(FLOOD)
+    gate = db._gate()
+    gate.running = gate.capacity  # every place taken: only SQLite's calls would wait
+    try:
+        assert await asyncio.wait_for(db.db_async(lambda: 42)(), 5) == 42
+    finally:
+        gate.running = 0
