@@ -25,7 +25,7 @@ from chatbot.conversations.models import Conversation, Message, MessageStatus, R
 from chatbot.conversations.payloads import conversation_payload, message_payload
 from chatbot.core.hygiene import BadInput, check_json_document
 from chatbot.lib import fanout
-from chatbot.lib.db import db_async
+from chatbot.lib.db import db_async, queue_as
 
 from . import ratelimit
 from .tokens import TokenError, VisitorClaims, check_claims_for_bot, read_session_token, site_origin
@@ -318,6 +318,7 @@ class WidgetSession:
     async def handle(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
         """Events for the sender, and a conversation id whose reply should start now."""
         kind = frame["type"]
+        queue_as(self.bot.tenant_id)  # this socket's database calls take its tenant's turns
         try:
             if kind in _LOOP_HANDLERS:
                 return await _LOOP_HANDLERS[kind](self, frame)

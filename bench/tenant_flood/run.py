@@ -2,10 +2,10 @@
 
 One run starts the stand-in OpenAI-compatible model of bench/relay_e2e (a reply of --tokens
 tokens, one every --interval-ms) declared with the endpoint default of 8 streams per process,
-and Parley's own `manage.py serve` (one process, embedded defaults) with two tenants. Twice:
-with the fair share of model calls as shipped (MODEL_CALLS_PER_TENANT, chatbot/llm/fairshare.py)
-and with it lifted (caps of 100,000), so the figure it protects is shown beside what it
-protects against. In each:
+and Parley's own `manage.py serve` (one process, embedded defaults unless --postgres) with two
+tenants. Twice: with the fair share of model calls as shipped (MODEL_CALLS_PER_TENANT,
+chatbot/llm/fairshare.py) and with it lifted (caps of 100,000), so the figure it protects is
+shown beside what it protects against. In each:
 
 - baseline: the quiet tenant's visitor sends --messages messages one after the other, alone;
 - flood: --flooders visitors of the other tenant send without pause, and meanwhile the quiet
@@ -18,6 +18,12 @@ two minutes with the defaults.
 
     python bench/tenant_flood/run.py
     python bench/tenant_flood/run.py --flooders 48 --messages 60
+    python bench/tenant_flood/run.py --postgres postgres://postgres@127.0.0.1:5432/parley_flood \
+        --redis redis://127.0.0.1:6379/7
+
+With --postgres and --redis, `serve` runs on PostgreSQL and Redis instead of the embedded
+defaults; the named database is dropped and created afresh and the Redis database flushed
+before each configuration (use scratch ones).
 """
 
 from __future__ import annotations
@@ -41,7 +47,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=24, help="tokens per reply")
     parser.add_argument("--interval-ms", type=float, default=20.0, help="between tokens")
     parser.add_argument("--endpoint-streams", type=int, default=8, help="max_concurrency")
-    return parser.parse_args()
+    parser.add_argument("--postgres", default="", help="scratch database URL (dropped!)")
+    parser.add_argument("--redis", default="", help="scratch Redis URL (flushed!)")
+    args = parser.parse_args()
+    if bool(args.postgres) != bool(args.redis):
+        parser.error("--postgres and --redis go together")
+    return args
 
 
 def use_checkout_venv() -> None:
@@ -182,9 +193,17 @@ async def run_config(
     args: argparse.Namespace, standin: deploy.Process, label: str, extra: dict[str, str]
 ) -> Figures:
     parley = FloodParley(
-        "embedded", standin, extra_env=extra, endpoint_streams=args.endpoint_streams
+        "postgres" if args.postgres else "embedded",
+        standin,
+        postgres_url=args.postgres,
+        redis_url=args.redis,
+        extra_env=extra,
+        endpoint_streams=args.endpoint_streams,
     )
     try:
+        if args.postgres:
+            deploy.reset_postgres(args.postgres)
+            deploy.reset_redis(args.redis)
         parley.seed(args.flooders + 3)
         parley.start(1)
         log(f"{label}: serving on {parley.servers[0].http}")
@@ -203,7 +222,8 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         deploy.stop(standin.process)
     print()
-    print(f"Quiet tenant's time to first token, ms (p50 / p99); endpoint: "
+    database = "PostgreSQL + Redis" if args.postgres else "embedded (SQLite, in-memory layer)"
+    print(f"Quiet tenant's time to first token, ms (p50 / p99); {database}; endpoint: "
           f"{args.endpoint_streams} streams; load at end {load_average()}")  # fmt: skip
     print(
         "| Parley | baseline (alone) | under the flood | p99 moved | flood replies/s "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import re
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chatbot.bots.models import Bot
-from chatbot.lib import events, fanout
+from chatbot.lib import db, events, fanout
 from chatbot.llm.types import DOWN_CODES
 
 from .broadcast import broadcast
@@ -609,10 +608,9 @@ def start_reply(
             await run_reply(conversation_id)
 
     # A fresh context: the task must not inherit the request's thread-sensitive executor
-    # (asgiref), which is shut down when the request that started the reply ends.
-    task = loop.create_task(
-        runner(), name=f"reply:{conversation_id}", context=contextvars.Context()
-    )
+    # (asgiref), which is shut down when the request that started the reply ends. It keeps
+    # the tenant tag: the reply's database calls take its tenant's turns (chatbot.lib.db).
+    task = loop.create_task(runner(), name=f"reply:{conversation_id}", context=db.tenant_context())
     _running[conversation_id] = task
 
     def forget(done: asyncio.Task[None]) -> None:
